@@ -1,0 +1,280 @@
+"""The Gemini reply model, through the `google-genai` SDK (the Gemini Developer API, keyed by GEMINI_API_KEY).
+
+Retries are ours, not the SDK's: the client is built with `HttpRetryOptions(attempts=1)` and `generate`
+retries 408, 429, 5xx, timeouts and connection errors with exponential backoff (`backoff`, `2*backoff`,
+...) up to `max_retries` attempts in all. Every failure leaves as a `ModelError` whose message says which
+setting to change; the API key never appears in a message or a log line.
+
+Usage:
+    model = GeminiReplyModel(api_key, DEFAULT_GEMINI_MODEL)
+    reply = model.generate(ReplyRequest(user_id="u1", text="Hello", message_count=3))
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types
+
+from daca_kit.errors import ConfigError, ModelError
+from daca_kit.ports import Reply, ReplyRequest
+
+logger = logging.getLogger(__name__)
+
+# A current stable Flash model (Gemini API deprecations page, November 2026). Model names retire fast,
+# which is why GEMINI_MODEL is a setting and a 404 names it.
+DEFAULT_GEMINI_MODEL = "gemini-3.8-flash"
+
+KEY_HELP = "https://aistudio.google.com/apikey"
+MAX_BACKOFF_SECONDS = 30.0
+
+T = TypeVar("T")
+
+
+def _transport_classes(name: str) -> tuple[type[BaseException], ...]:
+    # google-genai >= 3 sends through httpx2 by default and through httpx before (or when
+    # GOOGLE_GENAI_HTTP_CLIENT=httpx); the two packages have separate exception classes.
+    found: list[type[BaseException]] = []
+    for module_name in ("httpx2", "httpx"):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        cls = getattr(module, name, None)
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            found.append(cls)
+    return tuple(found)
+
+
+_TIMEOUT_ERRORS = _transport_classes("TimeoutException")
+_TRANSPORT_ERRORS = _transport_classes("TransportError")
+_BAD_URL_ERRORS = _transport_classes("UnsupportedProtocol")
+_RETRYABLE_STATUS = {408, 429}
+
+
+class GeminiReplyModel:
+    """Replies with a Gemini model; raises `ModelError` with a sentence naming the setting to fix.
+
+    Usage:
+        model = GeminiReplyModel(settings_key, "gemini-3.8-flash", timeout=30.0)
+        model.ping()  # for `doctor`: checks the key and the model name with one cheap call
+        reply = model.generate(request)
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        model: str,
+        *,
+        base_url: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        backoff: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not api_key or not api_key.strip():
+            raise ConfigError(
+                f"GEMINI_API_KEY is empty: set it to a key from {KEY_HELP}, or unset it to use the offline model."
+            )
+        if not model or not model.strip():
+            raise ConfigError(
+                f"GEMINI_MODEL is empty: set it to a current model, e.g. {DEFAULT_GEMINI_MODEL}."
+            )
+        if timeout <= 0:
+            raise ConfigError("GEMINI_TIMEOUT must be a positive number of seconds.")
+        if max_retries < 1:
+            raise ConfigError("The Gemini retry limit must be at least 1 attempt.")
+        self.model = model.strip()
+        self.name = f"gemini:{self.model}"
+        self._key = api_key.strip()
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._backoff = backoff
+        self._sleep = sleep
+        self._client = genai.Client(
+            api_key=self._key,
+            vertexai=False,  # the Gemini Developer API, whatever GOOGLE_GENAI_USE_VERTEXAI says
+            http_options=types.HttpOptions(
+                base_url=base_url or None,
+                timeout=max(1, round(timeout * 1000)),  # milliseconds
+                retry_options=types.HttpRetryOptions(attempts=1),  # the retry policy is ours
+            ),
+        )
+
+    def __repr__(self) -> str:
+        return f"GeminiReplyModel(model={self.model!r})"  # never the key
+
+    def generate(self, request: ReplyRequest) -> Reply:
+        config = types.GenerateContentConfig(
+            system_instruction=self._system_instruction(request),
+            # No tools are passed; turning automatic function calling off also keeps the SDK quiet.
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+        )
+        contents = self._contents(request)
+        response, attempts = self._with_retries(
+            lambda: self._client.models.generate_content(model=self.model, contents=contents, config=config)
+        )
+        text = (response.text or "").strip()
+        if not text:
+            raise ModelError(self._empty_reply_sentence(response))
+        logger.debug("Gemini model %s replied after %d attempt(s)", self.model, attempts)
+        return Reply(
+            text=text,
+            model=self.name,
+            offline=False,
+            metadata={"model": self.model, "attempts": attempts},
+        )
+
+    def ping(self) -> None:
+        """One cheap call (reads the model's metadata, costs no tokens): checks the key and the model name."""
+        try:
+            self._client.models.get(model=self.model)
+        except Exception as exc:
+            error = self._translate(exc, attempts=1)
+            if error is None:
+                raise
+            raise error from exc
+
+    def close(self) -> None:
+        """Releases the HTTP connections."""
+        self._client.close()
+
+    # prompt
+
+    @staticmethod
+    def _system_instruction(request: ReplyRequest) -> str:
+        lines = ["You are a helpful assistant in a chat service. Answer the user's latest message clearly."]
+        if request.message_count is not None:
+            lines.append(f"The user's message count so far is {request.message_count}.")
+        if request.history:
+            lines.append("Earlier turns of this conversation come before the latest message, oldest first.")
+        return " ".join(lines)
+
+    @staticmethod
+    def _contents(request: ReplyRequest) -> list[types.Content]:
+        contents: list[types.Content] = []
+        for turn in request.history:  # oldest first, as the port promises
+            contents.append(
+                types.Content(role="user", parts=[types.Part.from_text(text=turn.message or "...")])
+            )
+            contents.append(
+                types.Content(role="model", parts=[types.Part.from_text(text=turn.reply or "...")])
+            )
+        contents.append(types.Content(role="user", parts=[types.Part.from_text(text=request.text)]))
+        return contents
+
+    # errors and retries
+
+    def _with_retries(self, call: Callable[[], T]) -> tuple[T, int]:
+        attempt = 1
+        while True:
+            try:
+                return call(), attempt
+            except Exception as exc:
+                error = self._translate(exc, attempts=attempt)
+                if error is None:
+                    raise
+                if not error.retryable or attempt >= self._max_retries:
+                    raise error from exc
+                delay = min(self._backoff * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
+                logger.warning(
+                    "Gemini call failed (%s), attempt %d of %d; retrying in %.2f s",
+                    self._short(exc),
+                    attempt,
+                    self._max_retries,
+                    delay,
+                )
+                self._sleep(delay)
+                attempt += 1
+
+    def _translate(self, exc: BaseException, *, attempts: int) -> ModelError | None:
+        """The ModelError for a third-party exception, or None when it is not one we know (a bug: re-raise)."""
+        tries = f"after {attempts} attempt{'s' if attempts != 1 else ''}"
+        if isinstance(exc, genai_errors.APIError):
+            code = int(exc.code or 0)
+            status = exc.status or ""
+            label = f"{code} {status}".strip()
+            if code in (401, 403) or (code == 400 and self._is_key_error(exc)):
+                return ModelError(
+                    f"Gemini refused the API key ({label}): set GEMINI_API_KEY to a valid key from {KEY_HELP}.",
+                    status=code,
+                )
+            if code == 404:
+                return ModelError(
+                    f"GEMINI_MODEL '{self.model}' was not found: set GEMINI_MODEL to a current model, "
+                    f"e.g. {DEFAULT_GEMINI_MODEL}",
+                    status=code,
+                )
+            if code == 429:
+                return ModelError(
+                    f"Gemini is rate limiting this key ({label}) {tries}: wait a minute and try again, "
+                    "or check the free-tier quota of the project behind GEMINI_API_KEY.",
+                    retryable=True,
+                    status=code,
+                )
+            if code >= 500 or code in _RETRYABLE_STATUS:
+                return ModelError(
+                    f"Gemini failed with {label} {tries}: the service is having trouble, try again shortly.",
+                    retryable=True,
+                    status=code,
+                )
+            message = self._scrub(exc.message or "no details")
+            return ModelError(f"Gemini rejected the request ({label}): {message}", status=code or None)
+        if isinstance(exc, _TIMEOUT_ERRORS):
+            return ModelError(
+                f"Gemini did not answer within {self._timeout:g} s {tries}: try again shortly, "
+                "or raise GEMINI_TIMEOUT.",
+                retryable=True,
+            )
+        if isinstance(exc, _BAD_URL_ERRORS):
+            return ModelError(
+                "GEMINI_BASE_URL is not an http(s) URL: fix it or unset it to use Google's API."
+            )
+        if isinstance(exc, _TRANSPORT_ERRORS):
+            return ModelError(
+                f"Could not reach Gemini ({type(exc).__name__}) {tries}: check the network connection, "
+                "and GEMINI_BASE_URL if it is set.",
+                retryable=True,
+            )
+        if isinstance(exc, genai_errors.UnknownApiResponseError):
+            return ModelError(
+                "Gemini sent a response that is not JSON: check GEMINI_BASE_URL if it is set, and try again."
+            )
+        return None
+
+    @staticmethod
+    def _is_key_error(exc: genai_errors.APIError) -> bool:
+        # The Gemini API answers a wrong key with 400 INVALID_ARGUMENT, reason API_KEY_INVALID.
+        details = exc.details.get("error", exc.details) if isinstance(exc.details, dict) else {}
+        for item in details.get("details") or []:
+            if isinstance(item, dict) and str(item.get("reason", "")).startswith("API_KEY"):
+                return True
+        return "api key" in (exc.message or "").lower()
+
+    @staticmethod
+    def _empty_reply_sentence(response: types.GenerateContentResponse) -> str:
+        feedback = response.prompt_feedback
+        if feedback is not None and feedback.block_reason is not None:
+            reason = getattr(feedback.block_reason, "value", feedback.block_reason)
+            return f"Gemini blocked the message ({reason}) and gave no reply: rephrase it and try again."
+        finish = response.candidates[0].finish_reason if response.candidates else None
+        if finish is not None and getattr(finish, "value", finish) != "STOP":
+            return (
+                f"Gemini returned no text (finish reason {getattr(finish, 'value', finish)}): "
+                "rephrase the message and try again."
+            )
+        return "Gemini returned an empty reply: try again."
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._key, "[GEMINI_API_KEY]")[:300]
+
+    def _short(self, exc: BaseException) -> str:
+        if isinstance(exc, genai_errors.APIError):
+            return f"{exc.code} {exc.status or ''}".strip()
+        return type(exc).__name__

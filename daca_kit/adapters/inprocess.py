@@ -1,0 +1,50 @@
+"""The embedded event bus: delivers events to subscribers in the publishing thread.
+
+    bus = InProcessEventBus(); bus.subscribe("messages", handler, consumer="analytics")
+
+A handler that raises makes `publish` raise BusError, so the outbox keeps the event and retries it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from typing import Any
+
+from daca_kit.errors import BusError
+from daca_kit.ports import Handler
+
+log = logging.getLogger(__name__)
+
+
+class InProcessEventBus:
+    name = "in-process"
+    label = "in-process"
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[tuple[str, Handler]]] = defaultdict(list)
+        self._lock = threading.Lock()
+        self.published = 0
+
+    def publish(self, topic: str, event: dict[str, Any]) -> None:
+        with self._lock:
+            handlers = list(self._handlers.get(topic, ()))
+            self.published += 1
+        for consumer, handler in handlers:
+            try:
+                handler(event)
+            except Exception as exc:  # noqa: BLE001 - any handler failure means "deliver again later"
+                log.warning("consumer %s failed on %s event %s: %s", consumer, topic, event.get("id"), exc)
+                raise BusError(f"Consumer '{consumer}' could not handle the {topic} event: {exc}") from exc
+
+    def subscribe(self, topic: str, handler: Handler, *, consumer: str) -> None:
+        with self._lock:
+            self._handlers[topic].append((consumer, handler))
+
+    def ping(self) -> None:
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            self._handlers.clear()

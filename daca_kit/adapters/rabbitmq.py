@@ -1,0 +1,245 @@
+"""The event bus on RabbitMQ with pika (`amqp://`, or `amqps://` for CloudAMQP).
+
+    bus = PikaEventBus("amqps://user:pass@host/vhost")
+    bus.subscribe("messages", handler, consumer="daca-analytics")
+    bus.publish("messages", event)   # returns once the broker confirmed it
+
+Each topic is a durable fanout exchange named after the topic; each consumer has a durable queue
+`{consumer}-{topic}` (the names Dapr's RabbitMQ pub/sub uses, so both can share a broker). Messages are
+persistent, publishes are confirmed, acks are manual, and prefetch is bounded so a slow consumer never
+holds more than `prefetch` unacked messages (CloudAMQP's free plan allows 1,000). Consumers reconnect
+with backoff after the broker restarts or the network drops.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import pika
+import pika.exceptions
+
+from daca_kit.errors import BusError
+from daca_kit.ports import Handler
+
+log = logging.getLogger(__name__)
+
+
+def describe_amqp_url(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}:{parts.port or (5671 if parts.scheme == 'amqps' else 5672)}{parts.path or '/'}"
+
+
+def explain_amqp_error(exc: BaseException) -> str:
+    text = f"{type(exc).__name__} {exc}".lower()
+    if isinstance(exc, pika.exceptions.ProbableAuthenticationError) or "access_refused" in text or "authentication" in text:
+        return "RabbitMQ refused the user name or password: check AMQP_URL"
+    if isinstance(exc, pika.exceptions.ProbableAccessDeniedError) or "vhost" in text:
+        return "RabbitMQ refused access to the virtual host: check the vhost at the end of AMQP_URL"
+    if "name or service not known" in text or "gaierror" in text or "resolve" in text:
+        return "AMQP_URL's host did not resolve: check the host name"
+    if "ssl" in text or "certificate" in text:
+        return "The TLS handshake with RabbitMQ failed: use amqps:// with CloudAMQP's port 5671"
+    return f"RabbitMQ did not answer ({type(exc).__name__}): the port is closed from this host or the broker is down; check AMQP_URL"
+
+
+class PikaEventBus:
+    """`EventBus` on RabbitMQ."""
+
+    name = "rabbitmq"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefetch: int = 100,
+        reconnect_min: float = 0.2,
+        reconnect_max: float = 5.0,
+        timeout: float = 5.0,
+    ) -> None:
+        if not 0 < prefetch < 1000:
+            raise ValueError("prefetch must be between 1 and 999 (CloudAMQP allows 1,000 unacked messages)")
+        self.url = url
+        self.label = describe_amqp_url(url)
+        self.prefetch = prefetch
+        self.reconnect_min = reconnect_min
+        self.reconnect_max = reconnect_max
+        self.timeout = timeout
+        self.published = 0
+        self.delivered = 0
+        self._pub_lock = threading.Lock()
+        self._pub_conn: pika.BlockingConnection | None = None
+        self._pub_channel: Any = None
+        self._declared: set[str] = set()
+        self._consumers: list[_Consumer] = []
+        self._closed = threading.Event()
+
+    def _params(self) -> pika.URLParameters:
+        params = pika.URLParameters(self.url)
+        params.heartbeat = 30
+        params.blocked_connection_timeout = 30
+        params.socket_timeout = self.timeout
+        params.stack_timeout = self.timeout * 2
+        params.connection_attempts = 1
+        params.client_properties = {"connection_name": "daca-kit"}
+        return params
+
+    def connect(self) -> pika.BlockingConnection:
+        try:
+            return pika.BlockingConnection(self._params())
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            raise BusError(explain_amqp_error(exc)) from exc
+
+    # -- publishing ----------------------------------------------------------------------------
+    def _publisher(self) -> Any:
+        if self._pub_conn is None or self._pub_conn.is_closed or self._pub_channel is None or self._pub_channel.is_closed:
+            self._drop_publisher()
+            self._pub_conn = self.connect()
+            self._pub_channel = self._pub_conn.channel()
+            self._pub_channel.confirm_delivery()
+            self._declared.clear()
+        return self._pub_channel
+
+    def _drop_publisher(self) -> None:
+        conn, self._pub_conn, self._pub_channel = self._pub_conn, None, None
+        if conn is not None and conn.is_open:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection may fail again
+                pass
+
+    def publish(self, topic: str, event: dict[str, Any]) -> None:
+        body = json.dumps(event).encode()
+        props = pika.BasicProperties(
+            content_type="application/cloudevents+json",
+            delivery_mode=pika.DeliveryMode.Persistent,
+            message_id=str(event.get("id", "")),
+            type=str(event.get("type", "")),
+        )
+        with self._pub_lock:
+            # A connection idle past the broker's heartbeat may be dead: reconnect once, then give up.
+            for attempt in (1, 2):
+                try:
+                    channel = self._publisher()
+                    if topic not in self._declared:
+                        channel.exchange_declare(exchange=topic, exchange_type="fanout", durable=True)
+                        self._declared.add(topic)
+                    channel.basic_publish(exchange=topic, routing_key="", body=body, properties=props)
+                    self.published += 1
+                    if self._pub_conn is not None:
+                        self._pub_conn.process_data_events(0)
+                    return
+                except pika.exceptions.NackError as exc:
+                    raise BusError(f"RabbitMQ refused the {topic} event (nack); it stays in the outbox") from exc
+                except BusError:
+                    self._drop_publisher()
+                    raise
+                except (pika.exceptions.AMQPError, OSError) as exc:
+                    self._drop_publisher()
+                    if attempt == 2:
+                        raise BusError(explain_amqp_error(exc)) from exc
+
+    # -- consuming -----------------------------------------------------------------------------
+    def subscribe(self, topic: str, handler: Handler, *, consumer: str) -> None:
+        worker = _Consumer(self, topic, handler, f"{consumer}-{topic}")
+        self._consumers.append(worker)
+        worker.start()
+
+    def wait_ready(self, timeout: float = 10.0) -> bool:
+        """True once every consumer has declared its queue (tests use this before publishing)."""
+        deadline = time.monotonic() + timeout
+        for worker in self._consumers:
+            if not worker.ready.wait(max(0.0, deadline - time.monotonic())):
+                return False
+        return True
+
+    def ping(self) -> None:
+        self.connect().close()
+
+    def close(self) -> None:
+        self._closed.set()
+        for worker in self._consumers:
+            worker.stop()
+        for worker in self._consumers:
+            worker.join(timeout=10)
+        self._consumers.clear()
+        with self._pub_lock:
+            self._drop_publisher()
+
+
+class _Consumer(threading.Thread):
+    def __init__(self, bus: PikaEventBus, topic: str, handler: Handler, queue: str) -> None:
+        super().__init__(name=f"amqp-consumer-{queue}", daemon=True)
+        self.bus = bus
+        self.topic = topic
+        self.handler = handler
+        self.queue = queue
+        self.ready = threading.Event()
+        self._conn: pika.BlockingConnection | None = None
+        self._channel: Any = None
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        delay = self.bus.reconnect_min
+        while not self._stopping.is_set():
+            try:
+                self._conn = pika.BlockingConnection(self.bus._params())
+                channel = self._conn.channel()
+                self._channel = channel
+                channel.exchange_declare(exchange=self.topic, exchange_type="fanout", durable=True)
+                channel.queue_declare(queue=self.queue, durable=True, arguments={"x-queue-type": "classic"})
+                channel.queue_bind(queue=self.queue, exchange=self.topic)
+                channel.basic_qos(prefetch_count=self.bus.prefetch)
+                channel.basic_consume(queue=self.queue, on_message_callback=self._on_message, auto_ack=False)
+                self.ready.set()
+                delay = self.bus.reconnect_min
+                log.info("consuming %s", self.queue)
+                channel.start_consuming()
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                if self._stopping.is_set():
+                    break
+                log.warning("consumer %s lost the broker (%s); reconnecting in %.1fs", self.queue, explain_amqp_error(exc), delay)
+            finally:
+                self._close_conn()
+            if self._stopping.wait(delay):
+                break
+            delay = min(delay * 2, self.bus.reconnect_max)
+
+    def _on_message(self, channel: Any, method: Any, _props: Any, body: bytes) -> None:
+        try:
+            event = json.loads(body)
+        except ValueError:
+            log.error("dropping a malformed message on %s", self.queue)
+            channel.basic_nack(delivery_tag=method.delivery_tag, requeue=False)
+            return
+        try:
+            self.handler(event)
+        except Exception as exc:  # noqa: BLE001 - a failed handler means "deliver again"
+            log.warning("handler for %s failed on event %s (%s); it will be redelivered", self.queue, event.get("id"), exc)
+            # Back off a little so a failing backend is not hammered by redeliveries.
+            self._stopping.wait(0.5)
+            channel.basic_nack(delivery_tag=method.delivery_tag, requeue=True)
+            return
+        channel.basic_ack(delivery_tag=method.delivery_tag)
+        self.bus.delivered += 1
+
+    def _close_conn(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and conn.is_open:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def stop(self) -> None:
+        self._stopping.set()
+        conn, channel = self._conn, self._channel
+        if conn is not None and channel is not None:
+            try:
+                conn.add_callback_threadsafe(channel.stop_consuming)
+            except Exception:  # noqa: BLE001 - already closed
+                pass

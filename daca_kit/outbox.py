@@ -1,0 +1,103 @@
+"""The outbox relay: publishes events committed with their rows, and deletes them once confirmed.
+
+    relay = OutboxRelay(store, bus); relay.start()   # store.on_outbox(relay.wake) is wired by start()
+
+It sleeps until a commit wakes it, publishes in batches, and sweeps the table only every
+`sweep_interval` seconds while idle (catching events left by a crash or another process), so an idle
+app makes almost no database calls (on CockroachDB Serverless idle polling would burn request units).
+When the broker is down the events stay in the table and the relay retries with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from daca_kit.errors import BackendError, BusError
+from daca_kit.ports import EventBus
+
+log = logging.getLogger(__name__)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        store: Any,
+        bus: EventBus,
+        *,
+        batch: int = 100,
+        sweep_interval: float = 300.0,
+        backoff_min: float = 0.2,
+        backoff_max: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.batch = batch
+        self.sweep_interval = sweep_interval
+        self.backoff_min = backoff_min
+        self.backoff_max = backoff_max
+        self.published = 0
+        self.failures = 0
+        self.last_error: str | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.store.on_outbox(self.wake)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="outbox-relay", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._idle.clear()
+        self._wake.set()
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """True once the relay found the outbox empty (tests and notebooks use this)."""
+        return self._idle.wait(timeout)
+
+    def _loop(self) -> None:
+        delay = self.backoff_min
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                sent = self.relay_once()
+            except BackendError as exc:
+                self.failures += 1
+                self.last_error = str(exc)
+                log.warning("outbox relay: %s; retrying in %.1fs", exc, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.backoff_max)
+                continue
+            delay = self.backoff_min
+            if sent == 0:
+                self._idle.set()
+                self._wake.wait(self.sweep_interval)
+            # A full batch: go again at once.
+
+    def relay_once(self) -> int:
+        """Publishes one batch; returns how many were published. Raises BackendError on failure."""
+        rows = self.store.outbox_batch(self.batch)
+        done: list[int] = []
+        try:
+            for row in rows:
+                self.bus.publish(row["topic"], row["payload"])
+                done.append(row["id"])
+        except BusError as exc:
+            self.store.outbox_done(done)
+            self.published += len(done)
+            raise BusError(f"{len(rows) - len(done)} event(s) wait in the outbox: {exc}") from exc
+        self.store.outbox_done(done)
+        self.published += len(done)
+        if done:
+            self.last_error = None
+        return len(done)

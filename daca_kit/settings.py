@@ -1,0 +1,190 @@
+"""Settings, read from the environment or a `.env` file.
+
+    settings = Settings()                    # environment + .env
+    settings = Settings(database_url="sqlite:///:memory:")
+
+Every setting has a safe embedded default: with none set the kit runs on a laptop with no accounts.
+The tutorial's names are accepted as aliases (DB_CONNECTION for DATABASE_URL).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day|s|m|h|d)\s*$")
+_RATE_UNITS = {"second": 1, "s": 1, "minute": 60, "m": 60, "hour": 3600, "h": 3600, "day": 86400, "d": 86400}
+_PLACEHOLDERS = {"changethis", "change-me", "changeme", "your-key", "your_api_key", "xxx", "<token>", "secret"}
+
+DEFAULT_GEMINI_MODEL = "gemini-2.5-flash"
+
+
+def parse_duration(text: str | float | int | timedelta) -> timedelta:
+    """`"24h"`, `"90s"`, `"15m"`, `"1.5d"`, `"250ms"` or a number of seconds."""
+    if isinstance(text, timedelta):
+        return text
+    if isinstance(text, int | float):
+        return timedelta(seconds=float(text))
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"'{text}' is not a duration: write it like 24h, 15m, 90s or 250ms")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def parse_rate(text: str) -> tuple[int, int]:
+    """`"20/minute"` -> (20, 60): at most 20 per 60 seconds. `"0/minute"` turns limiting off."""
+    match = _RATE.match(text)
+    if not match:
+        raise ValueError(f"'{text}' is not a rate: write it like 20/minute, 5/second or 1000/day")
+    return int(match.group(1)), _RATE_UNITS[match.group(2)]
+
+
+class Settings(BaseSettings):
+    """Typed settings; names are the contract in DESIGN.md."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(
+        "sqlite:///data/daca.db", validation_alias=AliasChoices("DATABASE_URL", "DB_CONNECTION", "database_url")
+    )
+    redis_url: SecretStr | None = Field(None, validation_alias=AliasChoices("REDIS_URL", "redis_url"))
+    upstash_redis_rest_url: str | None = Field(
+        None, validation_alias=AliasChoices("UPSTASH_REDIS_REST_URL", "upstash_redis_rest_url")
+    )
+    upstash_redis_rest_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("UPSTASH_REDIS_REST_TOKEN", "upstash_redis_rest_token")
+    )
+    amqp_url: SecretStr | None = Field(None, validation_alias=AliasChoices("AMQP_URL", "amqp_url"))
+    gemini_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("GEMINI_API_KEY", "gemini_api_key")
+    )
+    gemini_model: str = Field(DEFAULT_GEMINI_MODEL, validation_alias=AliasChoices("GEMINI_MODEL", "gemini_model"))
+    gemini_base_url: str | None = Field(
+        None, validation_alias=AliasChoices("GEMINI_BASE_URL", "gemini_base_url")
+    )
+    gemini_timeout: float = Field(30.0, validation_alias=AliasChoices("GEMINI_TIMEOUT", "gemini_timeout"))
+    runtime: Literal["local", "dapr"] = Field("local", validation_alias=AliasChoices("DACA_RUNTIME", "runtime"))
+    reviewer_password: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("DACA_REVIEWER_PASSWORD", "reviewer_password")
+    )
+    admin_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("DACA_ADMIN_TOKEN", "admin_token")
+    )
+    sensitive_keywords: str = Field(
+        "urgent,help,emergency", validation_alias=AliasChoices("DACA_SENSITIVE_KEYWORDS", "sensitive_keywords")
+    )
+    review_timeout: timedelta = Field(
+        timedelta(hours=24), validation_alias=AliasChoices("DACA_REVIEW_TIMEOUT", "review_timeout")
+    )
+    history_turns: int = Field(10, ge=0, le=200, validation_alias=AliasChoices("DACA_HISTORY_TURNS", "history_turns"))
+    rate_limit: str = Field("20/minute", validation_alias=AliasChoices("DACA_RATE_LIMIT", "rate_limit"))
+    chat_wait: float = Field(30.0, ge=0, le=600, validation_alias=AliasChoices("DACA_CHAT_WAIT", "chat_wait"))
+    port: int = Field(7860, ge=1, le=65535, validation_alias=AliasChoices("PORT", "port"))
+    host: str = Field("0.0.0.0", validation_alias=AliasChoices("HOST", "host"))
+    dapr_http_endpoint: str | None = Field(
+        None, validation_alias=AliasChoices("DAPR_HTTP_ENDPOINT", "dapr_http_endpoint")
+    )
+    dapr_pubsub: str = Field("pubsub", validation_alias=AliasChoices("DACA_DAPR_PUBSUB", "dapr_pubsub"))
+    dapr_statestore: str = Field(
+        "statestore", validation_alias=AliasChoices("DACA_DAPR_STATESTORE", "dapr_statestore")
+    )
+    space_id: str | None = Field(None, validation_alias=AliasChoices("SPACE_ID", "space_id"))
+
+    @field_validator("review_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> timedelta:
+        if isinstance(value, str | int | float | timedelta):
+            return parse_duration(value)
+        raise ValueError("DACA_REVIEW_TIMEOUT must be a duration like 24h")
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        parse_rate(value)
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _db_url(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0].lower()
+        if not scheme.startswith(("sqlite", "postgresql", "postgres", "cockroachdb")):
+            raise ValueError(
+                "DATABASE_URL must start with sqlite://, postgresql:// or cockroachdb:// "
+                f"(got a URL starting with '{scheme}://')"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        scheme = urlsplit(value.get_secret_value()).scheme
+        if scheme in ("http", "https"):
+            raise ValueError(
+                "REDIS_URL is an https:// address, which is Upstash's REST URL, not a Redis URL: put it in "
+                "UPSTASH_REDIS_REST_URL (with UPSTASH_REDIS_REST_TOKEN), or use the rediss:// URL from Upstash"
+            )
+        if scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("REDIS_URL must start with redis:// or rediss:// (TLS, as Upstash needs)")
+        return value
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if urlsplit(value.get_secret_value()).scheme not in ("amqp", "amqps"):
+            raise ValueError("AMQP_URL must start with amqp:// or amqps:// (TLS, as CloudAMQP offers)")
+        return value
+
+    @field_validator("gemini_api_key", "admin_token", "reviewer_password", "upstash_redis_rest_token")
+    @classmethod
+    def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if value.get_secret_value().strip().lower() in _PLACEHOLDERS:
+            raise ValueError("is a placeholder: set a real secret or leave it unset")
+        return value
+
+    @model_validator(mode="after")
+    def _upstash_pair(self) -> Settings:
+        if bool(self.upstash_redis_rest_url) != bool(self.upstash_redis_rest_token):
+            raise ValueError("UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN must be set together")
+        return self
+
+    @property
+    def keywords(self) -> tuple[str, ...]:
+        return tuple(k.strip().lower() for k in self.sensitive_keywords.split(",") if k.strip())
+
+    @property
+    def rate(self) -> tuple[int, int]:
+        return parse_rate(self.rate_limit)
+
+    @property
+    def on_space(self) -> bool:
+        return bool(self.space_id)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, or a ConfigError whose message names settings but never values."""
+    from pydantic import ValidationError
+
+    from daca_kit.errors import ConfigError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors(include_input=False, include_url=False):
+            where = ".".join(str(p) for p in err.get("loc", ())) or "settings"
+            message = str(err.get("msg", "")).removeprefix("Value error, ")
+            lines.append(f"{where.upper()}: {message}")
+        raise ConfigError("Invalid settings: " + "; ".join(lines)) from None
