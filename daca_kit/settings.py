@@ -23,7 +23,7 @@ _RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day|s|m|h|d)\s*$")
 _RATE_UNITS = {"second": 1, "s": 1, "minute": 60, "m": 60, "hour": 3600, "h": 3600, "day": 86400, "d": 86400}
 _PLACEHOLDERS = {"changethis", "change-me", "changeme", "your-key", "your_api_key", "xxx", "<token>", "secret"}
 
-DEFAULT_GEMINI_MODEL = "gemini-2.5-flash"
+DEFAULT_GEMINI_MODEL = "gemini-3.8-flash"
 
 
 def parse_duration(text: str | float | int | timedelta) -> timedelta:
