@@ -3,6 +3,8 @@
 #   docker build -t daca-kit .                                        # the app alone (DACA_RUNTIME=local)
 #   docker build -t daca-kit-dapr --build-arg WITH_DAPR=true .        # plus daprd, placement, scheduler
 #
+# On a Space, add the variable WITH_DAPR=true in the Space settings: Spaces pass variables as build args.
+#
 # Secrets (GEMINI_API_KEY, DATABASE_URL, REDIS_URL, AMQP_URL, DACA_ADMIN_TOKEN, ...) are never baked in:
 # a Space passes its secrets to the container as environment variables at run time, `docker run -e` does
 # the same locally.
@@ -64,8 +66,7 @@ ENV HOME=/home/user \
     PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    PORT=7860 \
-    GRADIO_SERVER_NAME=0.0.0.0
+    PORT=7860
 # Root-owned and read-only for the app: nothing at run time can change the installed code.
 COPY --from=builder /opt/venv /opt/venv
 # Empty unless WITH_DAPR=true.

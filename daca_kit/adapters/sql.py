@@ -466,36 +466,32 @@ class SqlCounters:
         value = self._run(lambda c: c.execute(query).scalar(), "read the message count")
         return int(value or 0)
 
-    def set(self, user_id: str, value: int) -> None:
-        def work(conn: Connection) -> None:
-            done = conn.execute(
-                update(counter_t).where(counter_t.c.user_id == user_id).values(message_count=value)
-            ).rowcount
-            if not done:
-                conn.execute(insert(counter_t).values(user_id=user_id, message_count=value))
+    def _insert(self) -> Any:
+        if self.store.kind == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        return dialect_insert
 
-        self._run(work, "set the message count")
+    def set(self, user_id: str, value: int) -> None:
+        stmt = self._insert()(counter_t).values(user_id=user_id, message_count=value)
+        stmt = stmt.on_conflict_do_update(index_elements=["user_id"], set_={"message_count": value})
+        self._run(lambda c: c.execute(stmt), "set the message count")
 
     def increment_once(self, user_id: str, event_id: str) -> int:
+        dialect_insert = self._insert()
+        mark = dialect_insert(processed_t).values(event_id=event_id, processed_at=utcnow())
+        mark = mark.on_conflict_do_nothing(index_elements=["event_id"]).returning(processed_t.c.event_id)
+        bump = dialect_insert(counter_t).values(user_id=user_id, message_count=1)
+        bump = bump.on_conflict_do_update(
+            index_elements=["user_id"], set_={"message_count": counter_t.c.message_count + 1}
+        ).returning(counter_t.c.message_count)
+
         def work(conn: Connection) -> int:
-            try:
-                with conn.begin_nested():
-                    conn.execute(insert(processed_t).values(event_id=event_id, processed_at=utcnow()))
-            except IntegrityError:
-                value = conn.execute(
-                    select(counter_t.c.message_count).where(counter_t.c.user_id == user_id)
-                ).scalar()
-                return int(value or 0)
-            done = conn.execute(
-                update(counter_t)
-                .where(counter_t.c.user_id == user_id)
-                .values(message_count=counter_t.c.message_count + 1)
-            ).rowcount
-            if not done:
-                conn.execute(insert(counter_t).values(user_id=user_id, message_count=1))
-            return int(
-                conn.execute(select(counter_t.c.message_count).where(counter_t.c.user_id == user_id)).scalar() or 0
-            )
+            if conn.execute(mark).first() is not None:
+                return int(conn.execute(bump).scalar_one())
+            value = conn.execute(select(counter_t.c.message_count).where(counter_t.c.user_id == user_id)).scalar()
+            return int(value or 0)
 
         return int(self._run(work, "count the message"))
 

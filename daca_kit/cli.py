@@ -1,0 +1,59 @@
+"""The `daca-kit` command.
+
+    daca-kit serve [--port 7860] [--api-only]   run the app (same as python app.py)
+    daca-kit doctor                              check every configured backend with one round trip
+    daca-kit bench [...]                         benchmark a running or self-started app (see --help)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from daca_kit.errors import ConfigError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="daca-kit", description="daca_kit: chat with human review on a free-tier stack")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the app: Gradio UI and REST API on one port")
+    serve.add_argument("--port", type=int, help="HTTP port (default: PORT or 7860)")
+    serve.add_argument("--host", help="bind address (default: HOST or 0.0.0.0)")
+    serve.add_argument("--api-only", action="store_true", help="serve the REST API without the UI")
+    sub.add_parser("doctor", help="check each configured backend: one harmless round trip, latency, advice")
+    sub.add_parser("bench", help="benchmark the app (options: daca-kit bench --help)", add_help=False)
+    args, rest = parser.parse_known_args(argv)
+
+    if args.command == "bench":
+        from daca_kit.bench import main as bench_main
+
+        return int(bench_main(rest))
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+
+    from daca_kit.settings import load_settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        overrides: dict[str, object] = {}
+        if getattr(args, "port", None):
+            overrides["port"] = args.port
+        if getattr(args, "host", None):
+            overrides["host"] = args.host
+        settings = load_settings(**overrides)
+    except ConfigError as exc:
+        print(f"daca-kit: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        from daca_kit.server import serve as run_server
+
+        run_server(settings, with_ui=not args.api_only)
+        return 0
+    from daca_kit.doctor import main as doctor_main
+
+    return int(doctor_main(settings))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,173 @@
+"""The tutorial's Step 5 on the real local Postgres, Redis and RabbitMQ, plus each adapter on its service."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from daca_kit.adapters.rabbitmq import PikaEventBus
+from daca_kit.adapters.redis import RedisCounters
+from daca_kit.adapters.sql import SqlCounters, SqlStore
+from daca_kit.api import create_api
+from daca_kit.bootstrap import bootstrap
+from daca_kit.workflow import cloud_event
+
+pytestmark = pytest.mark.integration
+REVIEWER = ("reviewer", "test-reviewer-pw")
+ADMIN = {"Authorization": "Bearer test-admin-token"}
+
+
+def wait_for(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_step5_on_postgres_redis_rabbitmq(settings_factory, pg_url, redis_url, amqp_url) -> None:
+    settings = settings_factory(database_url=pg_url, redis_url=redis_url, amqp_url=amqp_url)
+    kit = bootstrap(settings).start()
+    try:
+        assert kit.backends["database"] == "postgres"
+        assert kit.backends["counters"].startswith("redis://")
+        assert kit.backends["events"].startswith("amqp://")
+        assert isinstance(kit.bus, PikaEventBus) and kit.bus.wait_ready(10)
+        http = TestClient(create_api(kit))
+        http.post("/analytics/alice/initialize", json={"message_count": 5}, headers=ADMIN)
+        http.post("/analytics/bob/initialize", json={"message_count": 3}, headers=ADMIN)
+
+        result: dict = {}
+
+        def send() -> None:  # the tutorial's curl: it waits for the reviewer
+            result["response"] = http.post("/chat/?wait=20", json={"user_id": "bob", "text": "This is an urgent request!"})
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        assert wait_for(lambda: len(http.get("/reviews", auth=REVIEWER).json()) == 1)
+        [review] = http.get("/reviews", auth=REVIEWER).json()
+        assert review["user_id"] == "bob" and "3 messages" in review["proposed_reply"]
+        assert http.post(f"/reviews/{review['instance_id']}", json={"approved": True}, auth=REVIEWER).status_code == 200
+        sender.join(20)
+        response = result["response"]
+        assert response.status_code == 200
+        assert response.json()["reply"] == review["proposed_reply"]
+
+        with psycopg.connect(pg_url) as conn:
+            rows = conn.execute("SELECT user_id, message, reply FROM conversation").fetchall()
+        assert rows == [("bob", "This is an urgent request!", review["proposed_reply"])]
+
+        client = redis.Redis.from_url(redis_url, decode_responses=True)
+        assert wait_for(lambda: client.get("message_count:bob") == "4")
+        # A redelivered MessageSent (same event id) does not count twice.
+        event_id = f"{review['instance_id']}:MessageSent"
+        kit.bus.publish("messages", cloud_event("MessageSent", event_id, "messages", {"user_id": "bob"}))
+        time.sleep(0.5)
+        assert client.get("message_count:bob") == "4"
+        assert client.get("message_count:alice") == "5"
+        assert http.get("/health").json()["status"] == "healthy"
+    finally:
+        kit.close()
+
+
+def test_many_turns_on_real_backends_each_counted_once(settings_factory, pg_url, redis_url, amqp_url) -> None:
+    kit = bootstrap(settings_factory(database_url=pg_url, redis_url=redis_url, amqp_url=amqp_url)).start()
+    try:
+        kit.bus.wait_ready(10)
+        threads = [threading.Thread(target=lambda i=i: kit.chat_sync(f"user{i % 4}", f"hello {i}")) for i in range(40)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        client = redis.Redis.from_url(redis_url, decode_responses=True)
+        assert wait_for(lambda: sum(int(client.get(f"message_count:user{u}") or 0) for u in range(4)) == 40)
+        assert kit.store.outbox_size() == 0
+        assert len(kit.conversations("user0", 100)) == 10
+    finally:
+        kit.close()
+
+
+def test_history_query_is_bounded_and_indexed_on_postgres(pg_url) -> None:
+    store = SqlStore(pg_url)
+    store.create_all()
+    from daca_kit.clock import utcnow
+
+    for other in range(20):
+        store.bulk_insert_turns(f"other{other}", [("x", "y")] * 1000, utcnow())
+    store.bulk_insert_turns("heavy", [(f"m{i}", f"r{i}") for i in range(5000)], utcnow())
+    for other in range(20, 40):
+        store.bulk_insert_turns(f"other{other}", [("x", "y")] * 1000, utcnow())
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("ANALYZE conversation")
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                "EXPLAIN SELECT message, reply FROM conversation WHERE user_id = 'heavy' ORDER BY id DESC LIMIT 10"
+            )
+        )
+    assert "ix_conversation_user_id_id" in plan
+    history = store.history("heavy", 10)
+    assert [t.message for t in history] == [f"m{i}" for i in range(4990, 5000)]
+    store.close()
+
+
+def test_redis_counters_adapter(redis_url) -> None:
+    counters = RedisCounters.from_url(redis_url)
+    assert counters.increment_once("u", "e1") == 1
+    assert counters.increment_once("u", "e1") == 1
+    assert counters.increment_once("u", "e2") == 2
+    counters.set("v", 7)
+    assert counters.all() == {"u": 2, "v": 7}
+    assert counters.reset() == 2 and counters.get("u") == 0
+    assert counters.hit("k", 1, 60)[0] is True
+    allowed, retry = counters.hit("k", 1, 60)
+    assert allowed is False and 0 < retry <= 60
+    counters.close()
+
+
+def test_redis_counters_report_a_closed_port_as_a_sentence() -> None:
+    from daca_kit.errors import CountersError
+
+    counters = RedisCounters.from_url("redis://:secret-pw@127.0.0.1:1/0", timeout=1)
+    with pytest.raises(CountersError) as info:
+        counters.get("u")
+    assert "REDIS_URL" in str(info.value) and "secret-pw" not in str(info.value)
+
+
+def test_sql_counters_on_postgres_are_idempotent_under_concurrency(pg_url) -> None:
+    store = SqlStore(pg_url)
+    store.create_all()
+    counters = SqlCounters(store)
+    threads = [threading.Thread(target=counters.increment_once, args=("p", f"e{i % 10}")) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert counters.get("p") == 10
+    store.close()
+
+
+def test_rabbitmq_redelivers_when_the_handler_fails(amqp_url) -> None:
+    bus = PikaEventBus(amqp_url)
+    seen: list[str] = []
+    failures = {"left": 2}
+
+    def flaky(event: dict) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise RuntimeError("counters down")
+        seen.append(event["id"])
+
+    bus.subscribe("redelivery-test", flaky, consumer="t")
+    try:
+        assert bus.wait_ready(10)
+        bus.publish("redelivery-test", {"id": "only-one", "type": "X"})
+        assert wait_for(lambda: seen == ["only-one"], 10)
+    finally:
+        bus.close()

@@ -1,0 +1,104 @@
+"""Fakes of the ports: real, in-memory implementations that record what happened."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from typing import Any
+
+from daca_kit.errors import BusError, CountersError, ModelError
+from daca_kit.ports import Handler, Reply, ReplyRequest
+
+
+class FakeCounters:
+    name = "fake"
+    label = "fake"
+
+    def __init__(self) -> None:
+        self.values: dict[str, int] = {}
+        self.seen: set[str] = set()
+        self.down = False
+        self.commands = 0
+        self._lock = threading.Lock()
+
+    def _check(self) -> None:
+        self.commands += 1
+        if self.down:
+            raise CountersError("Could not reach the counters: the fake is down")
+
+    def get(self, user_id: str) -> int:
+        self._check()
+        return self.values.get(user_id, 0)
+
+    def set(self, user_id: str, value: int) -> None:
+        self._check()
+        self.values[user_id] = value
+
+    def increment_once(self, user_id: str, event_id: str) -> int:
+        self._check()
+        with self._lock:
+            if event_id not in self.seen:
+                self.seen.add(event_id)
+                self.values[user_id] = self.values.get(user_id, 0) + 1
+            return self.values.get(user_id, 0)
+
+    def reset(self) -> int:
+        self._check()
+        cleared = len(self.values)
+        self.values.clear()
+        return cleared
+
+    def all(self, limit: int = 1000) -> dict[str, int]:
+        self._check()
+        return dict(list(self.values.items())[:limit])
+
+
+class FakeEventBus:
+    """Delivers synchronously like the in-process bus and records every published event."""
+
+    name = "fake"
+    label = "fake"
+
+    def __init__(self) -> None:
+        self.sent: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.handlers: dict[str, list[Handler]] = defaultdict(list)
+        self.down = False
+        self.published = 0
+
+    def publish(self, topic: str, event: dict[str, Any]) -> None:
+        if self.down:
+            raise BusError("the fake broker is down")
+        self.sent[topic].append(event)
+        self.published += 1
+        for handler in self.handlers[topic]:
+            handler(event)
+
+    def subscribe(self, topic: str, handler: Handler, *, consumer: str) -> None:
+        self.handlers[topic].append(handler)
+
+    def close(self) -> None:
+        pass
+
+
+class FakeReplyModel:
+    """Replies "reply #n to <text>"; `fail_with` makes it raise; records every request."""
+
+    name = "fake-model"
+
+    def __init__(self) -> None:
+        self.requests: list[ReplyRequest] = []
+        self.fail_with: Exception | None = None
+        self.calls = 0
+
+    def generate(self, request: ReplyRequest) -> Reply:
+        self.calls += 1
+        self.requests.append(request)
+        if self.fail_with is not None:
+            raise self.fail_with
+        return Reply(text=f"reply #{len(self.requests)} to {request.text}", model=self.name)
+
+
+def failing_model() -> FakeReplyModel:
+    model = FakeReplyModel()
+    model.fail_with = ModelError("GEMINI_MODEL 'x' was not found: set GEMINI_MODEL to a current model")
+    return model

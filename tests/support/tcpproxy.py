@@ -1,0 +1,184 @@
+"""A controllable TCP proxy on loopback, for injecting network faults between the kit and a service.
+
+    with TcpProxy("127.0.0.1", 5672) as proxy:
+        url = proxy.wrap_url("amqp://guest:guest@127.0.0.1:5672/")   # -> 127.0.0.1:<proxy.port>
+        proxy.cut()       # closes every live connection; new ones are refused (or held, see `mode`)
+        proxy.restore()   # accepts and forwards again
+
+The proxy listens on 127.0.0.1 on a free port and forwards each accepted connection to the target,
+one thread per connection pair. `cut(mode="refuse")` resets new connections at once (like a closed
+port); `cut(mode="blackhole")` accepts them and never answers (like a dropped route: clients hit
+their timeouts). Live connections are reset in both modes. The real services are never touched.
+"""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import struct
+import threading
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+Mode = Literal["refuse", "blackhole"]
+
+
+def _reset(sock: socket.socket) -> None:
+    """Closes with an RST (SO_LINGER 0), so the peer sees the connection drop at once."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
+def _kill(sock: socket.socket) -> None:
+    """Drops a forwarded connection from another thread: its pipe thread wakes up and closes it."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to (target_host, target_port) until cut; see the module docstring."""
+
+    def __init__(self, target_host: str, target_port: int, *, connect_timeout: float = 2.0) -> None:
+        self.target = (target_host, target_port)
+        self.connect_timeout = connect_timeout
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(128)
+        self._listener.settimeout(0.1)
+        self.port: int = self._listener.getsockname()[1]
+        self._lock = threading.Lock()
+        self._live: set[socket.socket] = set()
+        self._held: set[socket.socket] = set()
+        self._mode: Mode | None = None  # None: forwarding
+        self._stop = threading.Event()
+        self._accepter: threading.Thread | None = None
+        self.accepted = 0
+        self.refused = 0
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def wrap_url(self, url: str) -> str:
+        """`url` (redis://, amqp://, postgresql://...) with host and port replaced by the proxy's."""
+        parts = urlsplit(url)
+        auth = parts.netloc.rpartition("@")[0]
+        return urlunsplit(parts._replace(netloc=f"{auth}@{self.address}" if auth else self.address))
+
+    @property
+    def is_cut(self) -> bool:
+        return self._mode is not None
+
+    # -- control -------------------------------------------------------------------------------
+    def start(self) -> TcpProxy:
+        if self._accepter is None:
+            self._accepter = threading.Thread(
+                target=self._accept_loop, name=f"tcpproxy-{self.port}", daemon=True
+            )
+            self._accepter.start()
+        return self
+
+    def cut(self, mode: Mode = "refuse") -> None:
+        """Resets every live connection; new ones are refused (`refuse`) or held unanswered (`blackhole`)."""
+        with self._lock:
+            self._mode = mode
+            live, self._live = self._live, set()
+        for sock in live:
+            _kill(sock)
+
+    def restore(self) -> None:
+        """Forwards new connections again (connections held by a blackhole are reset)."""
+        with self._lock:
+            self._mode = None
+            held, self._held = self._held, set()
+        for sock in held:
+            _reset(sock)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.cut()
+        if self._accepter is not None:
+            self._accepter.join(timeout=2)
+        self._listener.close()
+        with self._lock:
+            held, self._held = self._held, set()
+        for sock in held:
+            _reset(sock)
+
+    def __enter__(self) -> TcpProxy:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- forwarding ----------------------------------------------------------------------------
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            with self._lock:
+                mode = self._mode
+                if mode == "blackhole":
+                    self._held.add(client)
+                    continue
+            if mode == "refuse":
+                self.refused += 1
+                _reset(client)
+                continue
+            threading.Thread(target=self._pipe, args=(client,), daemon=True).start()
+
+    def _pipe(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(self.target, timeout=self.connect_timeout)
+        except OSError:
+            _reset(client)
+            return
+        upstream.settimeout(None)
+        for sock in (client, upstream):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._lock:
+            if self._mode is not None:  # cut while we were connecting
+                _reset(client)
+                _reset(upstream)
+                return
+            self._live.update((client, upstream))
+            self.accepted += 1
+        peer = {client: upstream, upstream: client}
+        selector = selectors.DefaultSelector()
+        try:
+            for sock in peer:
+                selector.register(sock, selectors.EVENT_READ)
+            while not self._stop.is_set():
+                for key, _ in selector.select(timeout=0.2):
+                    src: socket.socket = key.fileobj  # type: ignore[assignment]
+                    data = src.recv(65536)
+                    if not data:
+                        return
+                    peer[src].sendall(data)
+                with self._lock:
+                    if client not in self._live:
+                        return
+        except (OSError, ValueError):
+            return  # reset by cut() or by a peer
+        finally:
+            selector.close()
+            with self._lock:
+                self._live.discard(client)
+                self._live.discard(upstream)
+            for sock in (client, upstream):
+                _reset(sock)
