@@ -22,7 +22,15 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from daca_kit.errors import AlreadyDecided, BackendError, CountersError, DacaError, InputError, NotFound, RateLimited
+from daca_kit.errors import (
+    AlreadyDecided,
+    BackendError,
+    CountersError,
+    DacaError,
+    InputError,
+    NotFound,
+    RateLimited,
+)
 from daca_kit.kit import Kit, TurnResult
 from daca_kit.ratelimit import retry_after_header
 from daca_kit.settings import Settings
@@ -123,7 +131,9 @@ def require_admin(request: Request, auth: AuthDep) -> None:
             detail="Admin calls are allowed only from this machine until DACA_ADMIN_TOKEN is set.",
         )
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), auth.admin_token.encode()):
+    if scheme.lower() != "bearer" or not secrets.compare_digest(
+        token.strip().encode(), auth.admin_token.encode()
+    ):
         raise HTTPException(
             status_code=401,
             detail="Admin token required: send 'Authorization: Bearer <DACA_ADMIN_TOKEN>'.",
@@ -176,7 +186,9 @@ chat = APIRouter(prefix="/chat", tags=["chat"])
 async def post_chat(
     body: ChatRequest,
     kit: KitDep,
-    wait: Annotated[float | None, Query(ge=0, le=600, description="Seconds to wait for a review decision")] = None,
+    wait: Annotated[
+        float | None, Query(ge=0, le=600, description="Seconds to wait for a review decision")
+    ] = None,
 ) -> JSONResponse:
     result = await run_in_threadpool(
         kit.submit, body.user_id, body.text, metadata=body.metadata, tags=body.tags
@@ -227,7 +239,9 @@ async def get_count(user_id: str, kit: KitDep) -> JSONResponse:
     try:
         count = await run_in_threadpool(kit.message_count, user_id)
     except CountersError as exc:
-        return JSONResponse({"user_id": user_id, "message_count": None, "available": False, "detail": str(exc)})
+        return JSONResponse(
+            {"user_id": user_id, "message_count": None, "available": False, "detail": str(exc)}
+        )
     return JSONResponse({"user_id": user_id, "message_count": count})
 
 
@@ -242,7 +256,9 @@ reviews = APIRouter(prefix="/reviews", tags=["reviews"])
 
 @reviews.get("")
 async def list_reviews(
-    kit: KitDep, _reviewer: ReviewerDep, status: Annotated[str, Query(pattern="^(pending|decided)$")] = "pending"
+    kit: KitDep,
+    _reviewer: ReviewerDep,
+    status: Annotated[str, Query(pattern="^(pending|decided)$")] = "pending",
 ) -> list[dict[str, Any]]:
     if status == "decided":
         return await run_in_threadpool(kit.decided_reviews)  # type: ignore[no-any-return]
@@ -252,9 +268,13 @@ async def list_reviews(
 
 
 @reviews.post("/{instance_id}")
-async def decide(instance_id: str, body: DecisionRequest, kit: KitDep, reviewer: ReviewerDep) -> dict[str, Any]:
+async def decide(
+    instance_id: str, body: DecisionRequest, kit: KitDep, reviewer: ReviewerDep
+) -> dict[str, Any]:
     return await run_in_threadpool(  # type: ignore[no-any-return]
-        lambda: kit.decide(instance_id, approved=body.approved, reply=body.reply, reason=body.reason, reviewer=reviewer)
+        lambda: kit.decide(
+            instance_id, approved=body.approved, reply=body.reply, reason=body.reason, reviewer=reviewer
+        )
     )
 
 
@@ -312,7 +332,12 @@ def install_error_handlers(app: FastAPI) -> None:
 class BodyLimit:
     """Refuses request bodies over `limit` bytes with 413 before they are read into memory."""
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY, paths: tuple[str, ...] = ("/chat", "/analytics", "/reviews")) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int = MAX_BODY,
+        paths: tuple[str, ...] = ("/chat", "/analytics", "/reviews"),
+    ) -> None:
         self.app, self.limit, self.paths = app, limit, paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -331,7 +356,9 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    raise HTTPException(status_code=413, detail=f"The request body is over {self.limit} bytes.")
+                    raise HTTPException(
+                        status_code=413, detail=f"The request body is over {self.limit} bytes."
+                    )
             return message
 
         await self.app(scope, limited, send)
@@ -341,7 +368,9 @@ async def _too_large(send: Send, limit: int) -> None:
     import json
 
     body = json.dumps({"detail": f"The request body is over {limit} bytes."}).encode()
-    await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
+    await send(
+        {"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]}
+    )
     await send({"type": "http.response.body", "body": body})
 
 

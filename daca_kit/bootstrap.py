@@ -113,7 +113,9 @@ def bootstrap(
                 settings, workflows={WORKFLOW_NAME: chat_turn}, activities=activities.as_dict()
             )
         else:
-            runtime = LocalRuntime(store, workflows={WORKFLOW_NAME: chat_turn}, activities=activities.as_dict())
+            runtime = LocalRuntime(
+                store, workflows={WORKFLOW_NAME: chat_turn}, activities=activities.as_dict()
+            )
     backends["workflow"] = getattr(runtime, "name", "custom")
     return Kit(
         settings=settings,

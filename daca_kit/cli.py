@@ -1,8 +1,8 @@
 """The `daca-kit` command.
 
-    daca-kit serve [--port 7860] [--api-only]   run the app (same as python app.py)
-    daca-kit doctor                              check every configured backend with one round trip
-    daca-kit bench [...]                         benchmark a running or self-started app (see --help)
+daca-kit serve [--port 7860] [--api-only]   run the app (same as python app.py)
+daca-kit doctor                              check every configured backend with one round trip
+daca-kit bench [...]                         benchmark a running or self-started app (see --help)
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from daca_kit.errors import ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="daca-kit", description="daca_kit: chat with human review on a free-tier stack")
+    parser = argparse.ArgumentParser(
+        prog="daca-kit", description="daca_kit: chat with human review on a free-tier stack"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the app: Gradio UI and REST API on one port")
     serve.add_argument("--port", type=int, help="HTTP port (default: PORT or 7860)")

@@ -43,6 +43,7 @@ class OutboxRelay:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle = threading.Event()
+        self._idle_lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -52,8 +53,9 @@ class OutboxRelay:
         self._thread.start()
 
     def wake(self) -> None:
-        self._idle.clear()
-        self._wake.set()
+        with self._idle_lock:
+            self._idle.clear()
+            self._wake.set()
 
     def close(self, timeout: float = 5.0) -> None:
         self._stop.set()
@@ -80,7 +82,9 @@ class OutboxRelay:
                 continue
             delay = self.backoff_min
             if sent == 0:
-                self._idle.set()
+                with self._idle_lock:
+                    if not self._wake.is_set():  # nothing was committed while this batch was read
+                        self._idle.set()
                 self._wake.wait(self.sweep_interval)
             # A full batch: go again at once.
 

@@ -1,7 +1,7 @@
 """Per-user rate limit: a fixed window, in-process, or shared through Redis when Redis is configured.
 
-    limiter = LocalRateLimiter(20, 60)          # 20 messages a minute per user
-    allowed, retry_after = limiter.hit("alice")
+limiter = LocalRateLimiter(20, 60)          # 20 messages a minute per user
+allowed, retry_after = limiter.hit("alice")
 """
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ from daca_kit.errors import BackendError
 
 class RateLimiter(Protocol):
     def hit(self, key: str) -> tuple[bool, float]: ...
+
+    def admit(self, user_id: str) -> tuple[bool, float, int | None]:
+        """Like `hit`, plus the user's message count when the limiter can read it in the same call."""
+        ...
 
 
 class LocalRateLimiter:
@@ -45,6 +49,10 @@ class LocalRateLimiter:
             return False, max(0.0, self.window - (now - start))
         return True, 0.0
 
+    def admit(self, user_id: str) -> tuple[bool, float, int | None]:
+        allowed, retry_after = self.hit(user_id)
+        return allowed, retry_after, None
+
 
 class SharedRateLimiter:
     """Fixed windows in Redis (or Upstash), shared by every process; falls back to local if it fails."""
@@ -62,6 +70,16 @@ class SharedRateLimiter:
             return self.counters.hit(f"{key}:{self.window}", self.limit, self.window)  # type: ignore[no-any-return]
         except BackendError:
             return self.fallback.hit(key)
+
+    def admit(self, user_id: str) -> tuple[bool, float, int | None]:
+        """One Redis command: the shared rate limit and the user's message count."""
+        if self.limit <= 0 or not hasattr(self.counters, "admit"):
+            allowed, retry_after = self.hit(user_id)
+            return allowed, retry_after, None
+        try:
+            return self.counters.admit(user_id, self.limit, self.window)  # type: ignore[no-any-return]
+        except BackendError:
+            return (*self.fallback.hit(user_id), None)
 
 
 def retry_after_header(seconds: float) -> str:

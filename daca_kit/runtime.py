@@ -283,7 +283,11 @@ class LocalRuntime:
             future: asyncio.Future[None] = loop.create_future()
             self._async_waiters.setdefault(instance_id, []).append((loop, future))
             try:
-                state = await asyncio.to_thread(self.get, instance_id) if self._needs_db(instance_id) else self.get(instance_id)
+                state = (
+                    await asyncio.to_thread(self.get, instance_id)
+                    if self._needs_db(instance_id)
+                    else self.get(instance_id)
+                )
                 if state is None or state.is_terminal:
                     return state
                 left = deadline - loop.time()
@@ -316,7 +320,9 @@ class LocalRuntime:
         try:
             self._advance(instance_id)
         except Exception:  # noqa: BLE001 - a background resume must never die silently
-            log.exception("resuming workflow %s failed; it will be retried on the next event or restart", instance_id)
+            log.exception(
+                "resuming workflow %s failed; it will be retried on the next event or restart", instance_id
+            )
 
     def _advance(self, instance_id: str) -> None:
         lock = self._lock_for(instance_id)
@@ -342,7 +348,9 @@ class LocalRuntime:
         if outcome == "waiting" and expected_version is not None and not consumed and not grew:
             self._publish(state)
             return True  # nothing new happened (e.g. a timer armed before restart fired early)
-        saved = self.store.wf_save(state.to_row(), expected_version=expected_version, consumed_events=consumed)
+        saved = self.store.wf_save(
+            state.to_row(), expected_version=expected_version, consumed_events=consumed
+        )
         if not saved:
             log.info("workflow %s was advanced elsewhere; reloading", state.instance_id)
             return False
@@ -440,7 +448,13 @@ class LocalRuntime:
                 for ev in events:
                     if ev["name"] == sub.name and ev["id"] not in consumed:
                         consumed.append(ev["id"])
-                        return {"k": _kind(task), "name": sub.name, "at": iso(now), "winner": index, "result": ev["payload"]}
+                        return {
+                            "k": _kind(task),
+                            "name": sub.name,
+                            "at": iso(now),
+                            "winner": index,
+                            "result": ev["payload"],
+                        }
             elif isinstance(sub, TimerTask) and sub.fire_at <= now:
                 return {"k": _kind(task), "at": iso(now), "winner": index, "result": None}
         return None

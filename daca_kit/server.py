@@ -1,6 +1,6 @@
 """Builds and serves the whole app: kit + REST API (+ Gradio UI when available) on one port.
 
-    python app.py    or    daca-kit serve --port 7860
+python app.py    or    daca-kit serve --port 7860
 """
 
 from __future__ import annotations
@@ -61,7 +61,11 @@ def serve(settings: Settings, *, with_ui: bool = True, log_level: str = "info") 
     app = build_app(kit, auth=auth, with_ui=with_ui)
     app.router.lifespan_context = lifespan
     shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-    print(f"daca_kit is serving on http://{shown}:{settings.port}/ (REST API and UI)", file=sys.stderr, flush=True)
+    print(
+        f"daca_kit is serving on http://{shown}:{settings.port}/ (REST API and UI)",
+        file=sys.stderr,
+        flush=True,
+    )
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level, access_log=False)
 
 

@@ -21,7 +21,16 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day|s|m|h|d)\s*$")
 _RATE_UNITS = {"second": 1, "s": 1, "minute": 60, "m": 60, "hour": 3600, "h": 3600, "day": 86400, "d": 86400}
-_PLACEHOLDERS = {"changethis", "change-me", "changeme", "your-key", "your_api_key", "xxx", "<token>", "secret"}
+_PLACEHOLDERS = {
+    "changethis",
+    "change-me",
+    "changeme",
+    "your-key",
+    "your_api_key",
+    "xxx",
+    "<token>",
+    "secret",
+}
 
 DEFAULT_GEMINI_MODEL = "gemini-3.8-flash"
 
@@ -52,7 +61,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
     database_url: str = Field(
-        "sqlite:///data/daca.db", validation_alias=AliasChoices("DATABASE_URL", "DB_CONNECTION", "database_url")
+        "sqlite:///data/daca.db",
+        validation_alias=AliasChoices("DATABASE_URL", "DB_CONNECTION", "database_url"),
     )
     redis_url: SecretStr | None = Field(None, validation_alias=AliasChoices("REDIS_URL", "redis_url"))
     upstash_redis_rest_url: str | None = Field(
@@ -65,12 +75,16 @@ class Settings(BaseSettings):
     gemini_api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("GEMINI_API_KEY", "gemini_api_key")
     )
-    gemini_model: str = Field(DEFAULT_GEMINI_MODEL, validation_alias=AliasChoices("GEMINI_MODEL", "gemini_model"))
+    gemini_model: str = Field(
+        DEFAULT_GEMINI_MODEL, validation_alias=AliasChoices("GEMINI_MODEL", "gemini_model")
+    )
     gemini_base_url: str | None = Field(
         None, validation_alias=AliasChoices("GEMINI_BASE_URL", "gemini_base_url")
     )
     gemini_timeout: float = Field(30.0, validation_alias=AliasChoices("GEMINI_TIMEOUT", "gemini_timeout"))
-    runtime: Literal["local", "dapr"] = Field("local", validation_alias=AliasChoices("DACA_RUNTIME", "runtime"))
+    runtime: Literal["local", "dapr"] = Field(
+        "local", validation_alias=AliasChoices("DACA_RUNTIME", "runtime")
+    )
     reviewer_password: SecretStr | None = Field(
         None, validation_alias=AliasChoices("DACA_REVIEWER_PASSWORD", "reviewer_password")
     )
@@ -78,12 +92,15 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("DACA_ADMIN_TOKEN", "admin_token")
     )
     sensitive_keywords: str = Field(
-        "urgent,help,emergency", validation_alias=AliasChoices("DACA_SENSITIVE_KEYWORDS", "sensitive_keywords")
+        "urgent,help,emergency",
+        validation_alias=AliasChoices("DACA_SENSITIVE_KEYWORDS", "sensitive_keywords"),
     )
     review_timeout: timedelta = Field(
         timedelta(hours=24), validation_alias=AliasChoices("DACA_REVIEW_TIMEOUT", "review_timeout")
     )
-    history_turns: int = Field(10, ge=0, le=200, validation_alias=AliasChoices("DACA_HISTORY_TURNS", "history_turns"))
+    history_turns: int = Field(
+        10, ge=0, le=200, validation_alias=AliasChoices("DACA_HISTORY_TURNS", "history_turns")
+    )
     rate_limit: str = Field("20/minute", validation_alias=AliasChoices("DACA_RATE_LIMIT", "rate_limit"))
     chat_wait: float = Field(30.0, ge=0, le=600, validation_alias=AliasChoices("DACA_CHAT_WAIT", "chat_wait"))
     port: int = Field(7860, ge=1, le=65535, validation_alias=AliasChoices("PORT", "port"))

@@ -128,7 +128,9 @@ class TurnWatch:
     grows with every change, which tells the Review tab when to re-read its lists.
     """
 
-    def __init__(self, kit: Kit, *, fallback: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, kit: Kit, *, fallback: float = 30.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.kit = kit
         self.fallback = fallback
         self.clock = clock
@@ -155,21 +157,21 @@ class TurnWatch:
             while len(self._read_at) > 10_000:
                 self._read_at.popitem(last=False)
 
-    def check(self, instance_id: str) -> TurnResult | None:
-        """The turn as it stands if it may have changed, else None (nothing new)."""
+    def check(self, instance_id: str) -> tuple[bool, TurnResult | None]:
+        """(True, the turn as it stands or None if unknown) when it may have changed, else (False, None)."""
         now = self.clock()
         with self._lock:
             ended = instance_id in self._ended
             last = self._read_at.get(instance_id)
             if not ended and self.pushed and last is not None and now - last < self.fallback:
-                return None
+                return False, None
             self._read_at[instance_id] = now
         result = self.kit.turn(instance_id)
         if result is None or result.finished:
             with self._lock:
                 self._read_at.pop(instance_id, None)
                 self._ended.pop(instance_id, None)
-        return result
+        return True, result
 
 
 class ReviewerSessions:
@@ -253,9 +255,17 @@ def turn_messages(turn: dict[str, Any]) -> list[dict[str, Any]]:
     user = {"role": "user", "content": turn["message"]}
     status = turn["status"]
     if status == "running":
-        reply: dict[str, Any] = {"role": "assistant", "content": "", "metadata": {"title": WRITING_TITLE, "status": "pending"}}
+        reply: dict[str, Any] = {
+            "role": "assistant",
+            "content": "",
+            "metadata": {"title": WRITING_TITLE, "status": "pending"},
+        }
     elif status == "pending_review":
-        reply = {"role": "assistant", "content": WAITING_TEXT, "metadata": {"title": WAITING_TITLE, "status": "pending"}}
+        reply = {
+            "role": "assistant",
+            "content": WAITING_TEXT,
+            "metadata": {"title": WAITING_TITLE, "status": "pending"},
+        }
     elif status == "error":
         reply = {"role": "assistant", "content": f"⚠️ Not answered: {turn['reply']}"}
     else:
@@ -292,17 +302,32 @@ class _Ui:
         self.sessions = ReviewerSessions(auth)
 
     # -- chat: helpers ------------------------------------------------------------------------
-    def _count_text(self, user_id: str | None) -> str:
+    def _count_text(self, session: dict[str, Any]) -> str:
+        """The user's message count; stops re-reading once it includes the latest finished turn."""
+        user_id = session.get("user_id")
         if not user_id:
             return ""
         try:
             count = self.kit.message_count(user_id)
         except CountersError as exc:
             log.warning("message count unavailable: %s", exc)
-            return f"**Messages counted for `{user_id}`:** unavailable right now (the counters service is down)."
+            session["count_checks"] = 0
+            return (
+                f"**Messages counted for `{user_id}`:** unavailable right now (the counters service is down)."
+            )
         except DacaError:
+            session["count_checks"] = 0
             return ""
+        expected = session.get("expected_count")
+        if expected is None or count >= expected:
+            session["count_checks"] = 0
         return f"**Messages counted for `{user_id}`:** {count}"
+
+    def _expect_count(self, session: dict[str, Any], result: TurnResult) -> None:
+        """The counter is updated by an event consumer: after a stored turn, look again if it lags."""
+        if result.status == "completed" and result.message_count is not None:
+            session["expected_count"] = result.message_count + 1
+            session["count_checks"] = 3
 
     def _fresh_session(self, user_id: str) -> dict[str, Any]:
         """A session for `user_id` with its stored history (raises InputError for a bad id)."""
@@ -349,12 +374,17 @@ class _Ui:
                 self.watch.track(instance_id)
             session["turns"].append(turn)
 
-    def _chat_outputs(self, session: dict[str, Any], browser: Any, status: str | None = None) -> tuple[Any, ...]:
-        watching = any(t["status"] == "pending_review" for t in session["turns"]) or session["count_checks"] > 0
+    def _chat_outputs(
+        self, session: dict[str, Any], browser: Any, status: str | None = None
+    ) -> tuple[Any, ...]:
+        count = self._count_text(session)
+        watching = (
+            any(t["status"] == "pending_review" for t in session["turns"]) or session["count_checks"] > 0
+        )
         return (
             chat_messages(session),
             waiting_line(session) if status is None else status,
-            self._count_text(session["user_id"]),
+            count,
             session,
             self._browser(browser, session),
             gr.Timer(active=watching),
@@ -370,7 +400,15 @@ class _Ui:
             user_id = new_guest_id()
             session = self._fresh_session(user_id)
         except DacaError as exc:
-            return (user_id, [], f"⚠️ {exc}", "", {"user_id": user_id, "history": [], "turns": [], "count_checks": 0}, browser, gr.Timer(active=False))
+            return (
+                user_id,
+                [],
+                f"⚠️ {exc}",
+                "",
+                {"user_id": user_id, "history": [], "turns": [], "count_checks": 0},
+                browser,
+                gr.Timer(active=False),
+            )
         self._restore(session, browser)
         return (user_id, *self._chat_outputs(session, browser))
 
@@ -435,10 +473,9 @@ class _Ui:
                 status = f"⚠️ {turn['reply']}"
             elif not result.finished:
                 self.watch.track(result.instance_id)
-            elif result.status == "completed":
-                # The counter is updated by an event consumer; look again shortly if it lags.
-                session["count_checks"] = 3
-        yield (*self._chat_outputs(session, browser, status)[:1], keep_text, *self._chat_outputs(session, browser, status)[1:])
+            self._expect_count(session, result)
+        outputs = self._chat_outputs(session, browser, status)
+        yield (outputs[0], keep_text, *outputs[1:])
 
     def chat_tick(self, session: dict[str, Any] | None, browser: Any) -> tuple[Any, ...]:
         """Shows replies whose review was decided; re-reads a lagging message count."""
@@ -448,23 +485,48 @@ class _Ui:
         for turn in session["turns"]:
             if turn["status"] != "pending_review":
                 continue
-            result = self.watch.check(turn["id"])
-            if result is None or not result.finished:
-                if result is None and not self.watch.pushed:
-                    continue
-                if result is not None:
-                    continue
+            read, result = self.watch.check(turn["id"])
+            if not read or (result is not None and not result.finished):
+                continue
+            changed = True
+            if result is None:
+                # Unknown to the runtime (its database was reset): say so rather than wait forever.
+                turn.update(status="error", reply="this message is no longer known to the server.")
                 continue
             self._apply(turn, result)
-            changed = True
-            if result.status == "completed":
-                session["count_checks"] = 3
-        if session["count_checks"] > 0:
+            self._expect_count(session, result)
+        if session.get("count_checks", 0) > 0:
             session["count_checks"] -= 1
             changed = True
         if not changed:
             return (*(gr.skip() for _ in range(5)), gr.skip())
         return self._chat_outputs(session, browser)
+
+    # -- chat: API (gradio_client) ------------------------------------------------------------
+    @staticmethod
+    def _turn_body(result: TurnResult) -> dict[str, Any]:
+        return {
+            "user_id": result.user_id,
+            "instance_id": result.instance_id,
+            "status": result.status,
+            "reply": result.reply if result.finished else None,
+            "error": result.error,
+        }
+
+    def api_chat(self, user_id: str, text: str) -> dict[str, Any]:
+        """Sends `text` as `user_id`. Returns status (completed, pending_review, rejected, failed), reply and
+        instance_id; a reply held for review arrives later from the `turn` endpoint."""
+        try:
+            return self._turn_body(self.kit.submit(user_id, text))
+        except DacaError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+
+    def api_turn(self, instance_id: str) -> dict[str, Any]:
+        """Where a chat turn stands: status and, once decided, the reply."""
+        result = self.kit.turn(instance_id) if isinstance(instance_id, str) and instance_id else None
+        if result is None:
+            raise gr.Error(f"No chat turn with id '{instance_id}'.", print_exception=False)
+        return self._turn_body(result)
 
     # -- review -------------------------------------------------------------------------------
     def _require(self, token: Any) -> None:
@@ -539,7 +601,17 @@ class _Ui:
     def review_logout(self, token: Any) -> tuple[Any, ...]:
         self.sessions.logout(token)
         empty_p, empty_a = pd.DataFrame([], columns=PENDING_COLUMNS), pd.DataFrame([], columns=AUDIT_COLUMNS)
-        return (None, gr.Column(visible=True), gr.Column(visible=False), empty_p, empty_a, {}, gr.Timer(active=False), None, gr.Column(visible=False))
+        return (
+            None,
+            gr.Column(visible=True),
+            gr.Column(visible=False),
+            empty_p,
+            empty_a,
+            {},
+            gr.Timer(active=False),
+            None,
+            gr.Column(visible=False),
+        )
 
     def review_tick(self, token: Any, state: dict[str, Any] | None) -> tuple[Any, ...]:
         if token is not None and not self.sessions.valid(token):
@@ -577,7 +649,13 @@ class _Ui:
         )
 
     def review_decide(
-        self, approved: bool, token: Any, instance_id: Any, reply: str, reason: str, state: dict[str, Any] | None
+        self,
+        approved: bool,
+        token: Any,
+        instance_id: Any,
+        reply: str,
+        reason: str,
+        state: dict[str, Any] | None,
     ) -> tuple[Any, ...]:
         self._require(token)
         state = state if isinstance(state, dict) else {}
@@ -586,9 +664,17 @@ class _Ui:
             return tuple(gr.skip() for _ in range(7))
         try:
             review = self.kit.review(instance_id)
-            edited = reply if approved and reply.strip() and reply.strip() != review["proposed_reply"].strip() else None
+            edited = (
+                reply
+                if approved and reply.strip() and reply.strip() != review["proposed_reply"].strip()
+                else None
+            )
             self.kit.decide(
-                instance_id, approved=approved, reply=edited, reason=(reason or "").strip() or None, reviewer=REVIEWER
+                instance_id,
+                approved=approved,
+                reply=edited,
+                reason=(reason or "").strip() or None,
+                reviewer=REVIEWER,
             )
         except AlreadyDecided:
             gr.Warning("Already decided: another reviewer answered this message first.")
@@ -597,12 +683,26 @@ class _Ui:
             return tuple(gr.skip() for _ in range(7))
         else:
             if approved:
-                gr.Info("Approved: the user sees the edited reply now." if edited else "Approved: the user sees the reply now.")
+                gr.Info(
+                    "Approved: the user sees the edited reply now."
+                    if edited
+                    else "Approved: the user sees the reply now."
+                )
             else:
                 gr.Info("Rejected: the user was told the message was rejected.")
         state["generation"] = None  # read the lists again
         pending, audit = self._tables(state)
         return (None, gr.Column(visible=False), "", "", pending, audit, state)
+
+    def review_approve(
+        self, token: Any, instance_id: Any, reply: str, reason: str, state: dict[str, Any] | None
+    ) -> tuple[Any, ...]:
+        return self.review_decide(True, token, instance_id, reply, reason, state)
+
+    def review_reject(
+        self, token: Any, instance_id: Any, reply: str, reason: str, state: dict[str, Any] | None
+    ) -> tuple[Any, ...]:
+        return self.review_decide(False, token, instance_id, reply, reason, state)
 
     # -- usage --------------------------------------------------------------------------------
     def usage(self, token: Any) -> tuple[Any, ...]:
@@ -654,7 +754,14 @@ class _Ui:
             else:
                 counts_md += " Log in on the Review tab to see the count of each user."
                 counts_df = pd.DataFrame([], columns=["User", "Messages"])
-        return backends, meter, chart, note, counts_md, gr.Dataframe(value=counts_df, visible=self.sessions.valid(token))
+        return (
+            backends,
+            meter,
+            chart,
+            note,
+            counts_md,
+            gr.Dataframe(value=counts_df, visible=self.sessions.valid(token)),
+        )
 
     # -- layout -------------------------------------------------------------------------------
     def build(self) -> gr.Blocks:
@@ -679,15 +786,26 @@ class _Ui:
                             info="Kept in this browser. Change it and press Enter to continue as someone else.",
                             max_lines=1,
                             scale=3,
+                            elem_id="chat-user",
                         )
-                        count_md = gr.Markdown(elem_classes=["daca-status"])
-                    chatbot = gr.Chatbot(label="Conversation", height=460, placeholder="Your conversation appears here.")
-                    status_md = gr.Markdown(elem_classes=["daca-status"])
+                        count_md = gr.Markdown(elem_classes=["daca-status"], elem_id="chat-count")
+                    chatbot = gr.Chatbot(
+                        label="Conversation",
+                        height=460,
+                        placeholder="Your conversation appears here.",
+                        elem_id="chatbot",
+                    )
+                    status_md = gr.Markdown(elem_classes=["daca-status"], elem_id="chat-status")
                     with gr.Row():
                         message_box = gr.Textbox(
-                            label="Message", placeholder="Type a message and press Enter", max_lines=6, scale=5, autofocus=True
+                            label="Message",
+                            placeholder="Type a message and press Enter",
+                            max_lines=6,
+                            scale=5,
+                            autofocus=True,
+                            elem_id="chat-message",
                         )
-                        send_btn = gr.Button("Send", variant="primary", scale=1)
+                        send_btn = gr.Button("Send", variant="primary", scale=1, elem_id="chat-send")
                     gr.Examples(
                         [["Hello! What can you do?"], ["This is an urgent request!"]],
                         inputs=[message_box],
@@ -695,15 +813,21 @@ class _Ui:
                     )
                 with gr.Tab("Review", id="review"):
                     with gr.Column(visible=True) as login_box:
-                        gr.Markdown("Reviewers only: log in as user `reviewer` with `DACA_REVIEWER_PASSWORD`.")
-                        password = gr.Textbox(label="Reviewer password", type="password", max_lines=1)
-                        login_btn = gr.Button("Log in", variant="primary")
+                        gr.Markdown(
+                            "Reviewers only: log in as user `reviewer` with `DACA_REVIEWER_PASSWORD`."
+                        )
+                        password = gr.Textbox(
+                            label="Reviewer password", type="password", max_lines=1, elem_id="review-password"
+                        )
+                        login_btn = gr.Button("Log in", variant="primary", elem_id="review-login")
                     with gr.Column(visible=False) as review_box:
                         review_state = gr.State({})
                         selected = gr.State(None)
                         review_timer = gr.Timer(REVIEW_TICK, active=False)
                         with gr.Row():
-                            gr.Markdown("### Waiting for a decision (oldest first)\nClick a row to read it and decide.")
+                            gr.Markdown(
+                                "### Waiting for a decision (oldest first)\nClick a row to read it and decide."
+                            )
                             logout_btn = gr.Button("Log out", size="sm", scale=0)
                         pending_df = gr.Dataframe(
                             pd.DataFrame([], columns=PENDING_COLUMNS),
@@ -711,20 +835,32 @@ class _Ui:
                             wrap=True,
                             max_height=320,
                             label="Pending reviews",
+                            elem_id="review-pending",
                         )
                         with gr.Column(visible=False) as detail_box:
                             detail_md = gr.Markdown()
                             with gr.Row():
                                 with gr.Column():
                                     message_view = gr.Textbox(label="Message", interactive=False, lines=3)
-                                    proposed_view = gr.Textbox(label="Proposed reply", interactive=False, lines=4)
-                                    reply_edit = gr.Textbox(
-                                        label="Reply to send (edit it if needed)", lines=4, max_lines=12
+                                    proposed_view = gr.Textbox(
+                                        label="Proposed reply", interactive=False, lines=4
                                     )
-                                    reason_box = gr.Textbox(label="Reason for rejecting (optional)", max_lines=2)
+                                    reply_edit = gr.Textbox(
+                                        label="Reply to send (edit it if needed)",
+                                        lines=4,
+                                        max_lines=12,
+                                        elem_id="review-reply",
+                                    )
+                                    reason_box = gr.Textbox(
+                                        label="Reason for rejecting (optional)", max_lines=2
+                                    )
                                     with gr.Row():
-                                        approve_btn = gr.Button("Approve and send", variant="primary")
-                                        reject_btn = gr.Button("Reject", variant="stop")
+                                        approve_btn = gr.Button(
+                                            "Approve and send", variant="primary", elem_id="review-approve"
+                                        )
+                                        reject_btn = gr.Button(
+                                            "Reject", variant="stop", elem_id="review-reject"
+                                        )
                                 history_view = gr.Chatbot(
                                     label="This user's recent history", height=380, render_markdown=False
                                 )
@@ -735,12 +871,15 @@ class _Ui:
                             wrap=True,
                             max_height=320,
                             label="Decided reviews",
+                            elem_id="review-audit",
                         )
                 with gr.Tab("Usage", id="usage") as usage_tab:
-                    usage_note = gr.Markdown()
+                    usage_note = gr.Markdown(elem_id="usage-note")
                     with gr.Row():
                         backends_df = gr.Dataframe(
-                            pd.DataFrame([], columns=["Part", "Runs on"]), interactive=False, label="Where each part runs"
+                            pd.DataFrame([], columns=["Part", "Runs on"]),
+                            interactive=False,
+                            label="Where each part runs",
                         )
                         with gr.Column():
                             counts_md = gr.Markdown()
@@ -793,11 +932,12 @@ class _Ui:
                 self.chat_send,
                 inputs=[user_box, message_box, session, browser],
                 outputs=[chatbot, message_box, status_md, count_md, session, browser, chat_timer],
-                api_name="chat",
-                api_description="Sends a message as `user_id`; returns the conversation, the status line and the message count.",
                 show_progress="minimal",
                 concurrency_limit=32,
+                api_visibility="private",
             )
+            gr.api(self.api_chat, api_name="chat", concurrency_limit=32)
+            gr.api(self.api_turn, api_name="turn", concurrency_limit=None)
             chat_timer.tick(
                 self.chat_tick,
                 inputs=[session, browser],
@@ -808,7 +948,16 @@ class _Ui:
             )
 
             # -- review events: each checks the login token server-side
-            login_outputs = [token, password, login_box, review_box, pending_df, audit_df, review_state, review_timer]
+            login_outputs = [
+                token,
+                password,
+                login_box,
+                review_box,
+                pending_df,
+                audit_df,
+                review_state,
+                review_timer,
+            ]
             gr.on(
                 [login_btn.click, password.submit],
                 self.review_login,
@@ -820,7 +969,17 @@ class _Ui:
             logout_btn.click(
                 self.review_logout,
                 inputs=[token],
-                outputs=[token, login_box, review_box, pending_df, audit_df, review_state, review_timer, selected, detail_box],
+                outputs=[
+                    token,
+                    login_box,
+                    review_box,
+                    pending_df,
+                    audit_df,
+                    review_state,
+                    review_timer,
+                    selected,
+                    detail_box,
+                ],
                 **private,
             )
             review_timer.tick(
@@ -831,20 +990,32 @@ class _Ui:
                 concurrency_limit=None,
                 **private,
             )
-            detail_outputs = [selected, detail_box, detail_md, message_view, proposed_view, reply_edit, history_view]
+            detail_outputs = [
+                selected,
+                detail_box,
+                detail_md,
+                message_view,
+                proposed_view,
+                reply_edit,
+                history_view,
+            ]
             pending_df.select(
-                self.review_select, inputs=[token, review_state], outputs=detail_outputs, concurrency_limit=None, **private
+                self.review_select,
+                inputs=[token, review_state],
+                outputs=detail_outputs,
+                concurrency_limit=None,
+                **private,
             )
             decide_outputs = [selected, detail_box, detail_md, reason_box, pending_df, audit_df, review_state]
             approve_btn.click(
-                lambda *args: self.review_decide(True, *args),
+                self.review_approve,
                 inputs=[token, selected, reply_edit, reason_box, review_state],
                 outputs=decide_outputs,
                 concurrency_limit=4,
                 **private,
             )
             reject_btn.click(
-                lambda *args: self.review_decide(False, *args),
+                self.review_reject,
                 inputs=[token, selected, reply_edit, reason_box, review_state],
                 outputs=decide_outputs,
                 concurrency_limit=4,

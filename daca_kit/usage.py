@@ -24,11 +24,18 @@ class Quota:
 
 # Free-tier quotas, per day (monthly quotas divided by 30).
 QUOTAS: dict[str, Quota] = {
-    "model": Quota("Gemini API (free tier)", "requests", 250, "Google AI Studio > Usage and rate limits (per model)"),
+    "model": Quota(
+        "Gemini API (free tier)", "requests", 250, "Google AI Studio > Usage and rate limits (per model)"
+    ),
     "counters": Quota("Upstash Redis (free)", "commands", 500_000 / 30, "Upstash console > database > Usage"),
-    "events": Quota("CloudAMQP Little Lemur", "messages", 1_000_000 / 30, "CloudAMQP console > instance > Overview"),
+    "events": Quota(
+        "CloudAMQP Little Lemur", "messages", 1_000_000 / 30, "CloudAMQP console > instance > Overview"
+    ),
     "database": Quota(
-        "CockroachDB Basic (free)", "request units", 50_000_000 / 30, "CockroachDB Cloud console > cluster > Usage"
+        "CockroachDB Basic (free)",
+        "request units",
+        50_000_000 / 30,
+        "CockroachDB Cloud console > cluster > Usage",
     ),
 }
 
@@ -51,7 +58,9 @@ def usage_report(kit: Any) -> dict[str, Any]:
             used *= 2  # CloudAMQP counts a message in and a message out
         if key == "database":
             used *= RU_PER_STATEMENT
-        per_turn = used / turns if turns else NOMINAL_PER_TURN[key] * (RU_PER_STATEMENT if key == "database" else 1)
+        per_turn = (
+            used / turns if turns else NOMINAL_PER_TURN[key] * (RU_PER_STATEMENT if key == "database" else 1)
+        )
         turns_per_day = quota.per_day / per_turn if real and per_turn > 0 else None
         if turns_per_day is not None:
             sustainable.append(turns_per_day)
@@ -72,7 +81,9 @@ def usage_report(kit: Any) -> dict[str, Any]:
     limit = int(min(sustainable)) if sustainable else None
     bottleneck = None
     if sustainable:
-        bottleneck = min((r for r in rows if r["turns_per_day"] is not None), key=lambda r: r["turns_per_day"])["service"]
+        bottleneck = min(
+            (r for r in rows if r["turns_per_day"] is not None), key=lambda r: r["turns_per_day"]
+        )["service"]
     return {
         "turns_completed": turns,
         "services": rows,

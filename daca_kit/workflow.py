@@ -78,7 +78,10 @@ def when_any(tasks: list[Any]) -> Any:
 def chat_turn(ctx: Any, turn: dict[str, Any]) -> Generator[Any, Any, dict[str, Any]]:
     """One chat turn. Input: user_id, text, metadata, tags, keywords, history_turns, review_timeout_s."""
     user_id = turn["user_id"]
-    count = yield ctx.call_activity("fetch_message_count", input={"user_id": user_id})
+    if "message_count" in turn:  # read together with the rate limit, before the turn started
+        count = turn["message_count"]
+    else:
+        count = yield ctx.call_activity("fetch_message_count", input={"user_id": user_id})
     history = yield ctx.call_activity(
         "load_history", input={"user_id": user_id, "limit": turn.get("history_turns", 10)}
     )
@@ -111,7 +114,9 @@ def chat_turn(ctx: Any, turn: dict[str, Any]) -> Generator[Any, Any, dict[str, A
         )
         winner = yield when_any([decision_task, timeout_task])
         if winner == timeout_task:
-            yield ctx.call_activity("close_review", input={"instance_id": ctx.instance_id, "status": "timed_out"})
+            yield ctx.call_activity(
+                "close_review", input={"instance_id": ctx.instance_id, "status": "timed_out"}
+            )
             ctx.set_custom_status("timed_out")
             return {**base, "status": "timed_out", "reply": TIMED_OUT_REPLY}
         decision = decision_task.get_result() or {}

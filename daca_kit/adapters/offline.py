@@ -37,12 +37,12 @@ class OfflineReplyModel:
         if request.history:
             last = request.history[-1].message
             snippet = last if len(last) <= 60 else last[:57] + "..."
-            seen = f"I remember {len(request.history)} earlier turn(s); your last message was \"{snippet}\"."
+            seen = f'I remember {len(request.history)} earlier turn(s); your last message was "{snippet}".'
         else:
             seen = "This is the start of our conversation."
         text = request.text.strip()
         echo = text if len(text) <= 200 else text[:197] + "..."
-        reply = f"Hi {request.user_id}! {count} {seen} You said: \"{echo}\" [offline reply]"
+        reply = f'Hi {request.user_id}! {count} {seen} You said: "{echo}" [offline reply]'
         return Reply(text=reply, model="offline", offline=True, metadata={"note": OFFLINE_NOTE})
 
     def ping(self) -> None:

@@ -36,7 +36,11 @@ def describe_amqp_url(url: str) -> str:
 
 def explain_amqp_error(exc: BaseException) -> str:
     text = f"{type(exc).__name__} {exc}".lower()
-    if isinstance(exc, pika.exceptions.ProbableAuthenticationError) or "access_refused" in text or "authentication" in text:
+    if (
+        isinstance(exc, pika.exceptions.ProbableAuthenticationError)
+        or "access_refused" in text
+        or "authentication" in text
+    ):
         return "RabbitMQ refused the user name or password: check AMQP_URL"
     if isinstance(exc, pika.exceptions.ProbableAccessDeniedError) or "vhost" in text:
         return "RabbitMQ refused access to the virtual host: check the vhost at the end of AMQP_URL"
@@ -96,7 +100,12 @@ class PikaEventBus:
 
     # -- publishing ----------------------------------------------------------------------------
     def _publisher(self) -> Any:
-        if self._pub_conn is None or self._pub_conn.is_closed or self._pub_channel is None or self._pub_channel.is_closed:
+        if (
+            self._pub_conn is None
+            or self._pub_conn.is_closed
+            or self._pub_channel is None
+            or self._pub_channel.is_closed
+        ):
             self._drop_publisher()
             self._pub_conn = self.connect()
             self._pub_channel = self._pub_conn.channel()
@@ -134,7 +143,9 @@ class PikaEventBus:
                         self._pub_conn.process_data_events(0)
                     return
                 except pika.exceptions.NackError as exc:
-                    raise BusError(f"RabbitMQ refused the {topic} event (nack); it stays in the outbox") from exc
+                    raise BusError(
+                        f"RabbitMQ refused the {topic} event (nack); it stays in the outbox"
+                    ) from exc
                 except BusError:
                     self._drop_publisher()
                     raise
@@ -202,7 +213,12 @@ class _Consumer(threading.Thread):
             except (pika.exceptions.AMQPError, OSError) as exc:
                 if self._stopping.is_set():
                     break
-                log.warning("consumer %s lost the broker (%s); reconnecting in %.1fs", self.queue, explain_amqp_error(exc), delay)
+                log.warning(
+                    "consumer %s lost the broker (%s); reconnecting in %.1fs",
+                    self.queue,
+                    explain_amqp_error(exc),
+                    delay,
+                )
             finally:
                 self._close_conn()
             if self._stopping.wait(delay):
@@ -219,7 +235,12 @@ class _Consumer(threading.Thread):
         try:
             self.handler(event)
         except Exception as exc:  # noqa: BLE001 - a failed handler means "deliver again"
-            log.warning("handler for %s failed on event %s (%s); it will be redelivered", self.queue, event.get("id"), exc)
+            log.warning(
+                "handler for %s failed on event %s (%s); it will be redelivered",
+                self.queue,
+                event.get("id"),
+                exc,
+            )
             # Back off a little so a failing backend is not hammered by redeliveries.
             self._stopping.wait(0.5)
             channel.basic_nack(delivery_tag=method.delivery_tag, requeue=True)

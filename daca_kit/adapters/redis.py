@@ -45,6 +45,21 @@ return {1, 0}
 """
 
 
+# Rate limit and count read in one command (a turn then costs two Redis commands in all).
+# KEYS[1] = window key, KEYS[2] = count key; ARGV as RATE_LIMIT. Returns {allowed, retry_after_ms, count}.
+ADMIT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2] * 1000) end
+local count = tonumber(redis.call('GET', KEYS[2]) or '0')
+if n > tonumber(ARGV[1]) then
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2] * 1000); ttl = ARGV[2] * 1000 end
+  return {0, ttl, count}
+end
+return {1, 0, count}
+"""
+
+
 def describe_redis_url(url: str) -> str:
     from urllib.parse import urlsplit
 
@@ -57,7 +72,11 @@ def explain_redis_error(exc: Exception, setting: str = "REDIS_URL") -> str:
     if isinstance(exc, AuthenticationError) or "WRONGPASS" in str(exc) or "NOAUTH" in str(exc):
         return f"Redis refused the password: check the password in {setting}"
     text = str(exc).lower()
-    if "name or service not known" in text or "nodename nor servname" in text or "temporary failure in name" in text:
+    if (
+        "name or service not known" in text
+        or "nodename nor servname" in text
+        or "temporary failure in name" in text
+    ):
         return f"The Redis host name in {setting} did not resolve: check the host"
     if "ssl" in text or "tls" in text or "certificate" in text:
         return f"The TLS handshake with Redis failed: use rediss:// for Upstash and check {setting}"
@@ -78,6 +97,7 @@ class RedisCounters:
         self._lock = threading.Lock()
         self._increment = client.register_script(INCREMENT_ONCE)
         self._rate = client.register_script(RATE_LIMIT)
+        self._admit = client.register_script(ADMIT)
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 5.0) -> RedisCounters:
@@ -125,7 +145,9 @@ class RedisCounters:
         keys: list[str] = []
         cursor: int = 0
         while len(keys) < limit:
-            cursor, page = self._call("list the counters", self.client.scan, cursor=cursor, match=COUNT_KEY.format("*"), count=1000)
+            cursor, page = self._call(
+                "list the counters", self.client.scan, cursor=cursor, match=COUNT_KEY.format("*"), count=1000
+            )
             keys.extend(page)
             if int(cursor) == 0:
                 break
@@ -138,8 +160,18 @@ class RedisCounters:
 
     def hit(self, key: str, limit: int, window: int) -> tuple[bool, float]:
         """Rate limit: counts a hit in a fixed window; returns (allowed, retry_after_seconds)."""
-        allowed, retry_ms = self._call("check the rate limit", self._rate, keys=[f"rate:{key}"], args=[limit, window])
+        allowed, retry_ms = self._call(
+            "check the rate limit", self._rate, keys=[f"rate:{key}"], args=[limit, window]
+        )
         return bool(int(allowed)), int(retry_ms) / 1000.0
+
+    def admit(self, user_id: str, limit: int, window: int) -> tuple[bool, float, int]:
+        """Rate limit plus the user's message count, in one command: (allowed, retry_after_s, count)."""
+        keys = [f"rate:{user_id}:{window}", COUNT_KEY.format(user_id)]
+        allowed, retry_ms, count = self._call(
+            "check the rate limit", self._admit, keys=keys, args=[limit, window]
+        )
+        return bool(int(allowed)), int(retry_ms) / 1000.0, int(count)
 
     def ping(self) -> None:
         self._call("reach Redis", self.client.ping)

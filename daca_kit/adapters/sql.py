@@ -121,6 +121,18 @@ class SqlStore:
         # Connections are recycled before serverless idle cut-offs, and a dropped one is retried once.
         return create_engine(full, echo=echo, pool_size=10, max_overflow=30, pool_recycle=240)
 
+    def insert_ignore(self, table: Any, key: str, **values: Any) -> Any:
+        """INSERT ... ON CONFLICT (key) DO NOTHING RETURNING key: `.first()` is None when the row existed."""
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert_ = sqlite.insert if self.kind == "sqlite" else postgresql.insert
+        return (
+            insert_(table)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=[key])
+            .returning(table.c[key])
+        )
+
     def _count_statement(self, *_args: Any) -> None:
         with self._count_lock:
             self.statements += 1
@@ -157,7 +169,9 @@ class SqlStore:
                     return work(conn)
             except DBAPIError as exc:
                 sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
-                retry = (sqlstate == "40001" and attempts < 8) or (exc.connection_invalidated and attempts < 2)
+                retry = (sqlstate == "40001" and attempts < 8) or (
+                    exc.connection_invalidated and attempts < 2
+                )
                 if retry:
                     time.sleep(min(0.01 * 2**attempts, 0.5))
                     continue
@@ -213,17 +227,19 @@ class SqlStore:
         Returns False when this instance's turn was stored before (a replayed activity).
         """
 
+        row = self.insert_ignore(
+            conversation_t,
+            "instance_id",
+            user_id=user_id,
+            message=message,
+            reply=reply,
+            timestamp=timestamp,
+            instance_id=instance_id,
+        )
+
         def work(conn: Connection) -> bool:
-            exists = conn.execute(
-                select(conversation_t.c.id).where(conversation_t.c.instance_id == instance_id)
-            ).first()
-            if exists:
-                return False
-            conn.execute(
-                insert(conversation_t).values(
-                    user_id=user_id, message=message, reply=reply, timestamp=timestamp, instance_id=instance_id
-                )
-            )
+            if conn.execute(row).first() is None:
+                return False  # stored by an earlier run of this activity
             self._add_events(conn, events)
             return True
 
@@ -248,7 +264,13 @@ class SqlStore:
         conn.execute(
             insert(outbox_t),
             [
-                {"event_id": eid, "topic": topic, "payload": json.dumps(payload), "created_at": now, "attempts": 0}
+                {
+                    "event_id": eid,
+                    "topic": topic,
+                    "payload": json.dumps(payload),
+                    "created_at": now,
+                    "attempts": 0,
+                }
                 for topic, eid, payload in events
             ],
         )
@@ -260,7 +282,9 @@ class SqlStore:
 
     def outbox_done(self, ids: list[int]) -> None:
         if ids:
-            self.run(lambda c: c.execute(delete(outbox_t).where(outbox_t.c.id.in_(ids))), what="clear the outbox")
+            self.run(
+                lambda c: c.execute(delete(outbox_t).where(outbox_t.c.id.in_(ids))), what="clear the outbox"
+            )
 
     def outbox_failed(self, ids: list[int]) -> None:
         if ids:
@@ -268,7 +292,12 @@ class SqlStore:
             self.run(lambda c: c.execute(stmt), what="update the outbox")
 
     def outbox_size(self) -> int:
-        return int(self.run(lambda c: c.execute(select(func.count()).select_from(outbox_t)).scalar_one(), what="count the outbox"))
+        return int(
+            self.run(
+                lambda c: c.execute(select(func.count()).select_from(outbox_t)).scalar_one(),
+                what="count the outbox",
+            )
+        )
 
     # -- reviews ------------------------------------------------------------------------------
     def create_review(
@@ -284,7 +313,9 @@ class SqlStore:
         """Records a pending review with its HumanReviewRequired event; idempotent per instance."""
 
         def work(conn: Connection) -> bool:
-            if conn.execute(select(review_t.c.instance_id).where(review_t.c.instance_id == instance_id)).first():
+            if conn.execute(
+                select(review_t.c.instance_id).where(review_t.c.instance_id == instance_id)
+            ).first():
                 return False
             conn.execute(
                 insert(review_t).values(
@@ -345,7 +376,9 @@ class SqlStore:
         """
 
         def work(conn: Connection) -> dict[str, Any]:
-            row = conn.execute(select(review_t).where(review_t.c.instance_id == instance_id)).mappings().first()
+            row = (
+                conn.execute(select(review_t).where(review_t.c.instance_id == instance_id)).mappings().first()
+            )
             if row is None:
                 raise NotFound(f"No review with id '{instance_id}'.")
             if row["status"] != "pending":
@@ -420,22 +453,35 @@ class SqlStore:
 
         Consumed events are deleted in the same transaction. Returns False on a lost race.
         """
-        values = {k: state[k] for k in (
-            "name", "input", "history", "runtime_status", "custom_status", "output", "timer_fire_at",
-            "created_at", "updated_at",
-        )}
+        values = {
+            k: state[k]
+            for k in (
+                "name",
+                "input",
+                "history",
+                "runtime_status",
+                "custom_status",
+                "output",
+                "timer_fire_at",
+                "created_at",
+                "updated_at",
+            )
+        }
 
         def work(conn: Connection) -> bool:
             if expected_version is None:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(insert(instance_t).values(instance_id=state["instance_id"], version=1, **values))
-                except IntegrityError:
+                new = self.insert_ignore(
+                    instance_t, "instance_id", instance_id=state["instance_id"], version=1, **values
+                )
+                if conn.execute(new).first() is None:
                     return False
             else:
                 result = conn.execute(
                     update(instance_t)
-                    .where(instance_t.c.instance_id == state["instance_id"], instance_t.c.version == expected_version)
+                    .where(
+                        instance_t.c.instance_id == state["instance_id"],
+                        instance_t.c.version == expected_version,
+                    )
                     .values(version=expected_version + 1, **values)
                 )
                 if result.rowcount != 1:
@@ -467,11 +513,10 @@ class SqlCounters:
         return int(value or 0)
 
     def _insert(self) -> Any:
-        if self.store.kind == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        return dialect_insert
+        """The dialect's INSERT, which has ON CONFLICT (SQLite, Postgres and CockroachDB all do)."""
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        return sqlite.insert if self.store.kind == "sqlite" else postgresql.insert
 
     def set(self, user_id: str, value: int) -> None:
         stmt = self._insert()(counter_t).values(user_id=user_id, message_count=value)
@@ -490,7 +535,9 @@ class SqlCounters:
         def work(conn: Connection) -> int:
             if conn.execute(mark).first() is not None:
                 return int(conn.execute(bump).scalar_one())
-            value = conn.execute(select(counter_t.c.message_count).where(counter_t.c.user_id == user_id)).scalar()
+            value = conn.execute(
+                select(counter_t.c.message_count).where(counter_t.c.user_id == user_id)
+            ).scalar()
             return int(value or 0)
 
         return int(self._run(work, "count the message"))

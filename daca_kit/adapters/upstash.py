@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from daca_kit.adapters.redis import COUNT_KEY, INCREMENT_ONCE, MARK_KEY, MARK_TTL, RATE_LIMIT
+from daca_kit.adapters.redis import ADMIT, COUNT_KEY, INCREMENT_ONCE, MARK_KEY, MARK_TTL, RATE_LIMIT
 from daca_kit.errors import CountersError
 
 
@@ -38,12 +38,18 @@ class UpstashCounters:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_rest(cls, url: str, token: str) -> UpstashCounters:
+    def from_rest(cls, url: str, token: str, *, timeout: float = 5.0) -> UpstashCounters:
         from urllib.parse import urlsplit
 
+        import httpx
         from upstash_redis import Redis
 
-        return cls(Redis(url=url, token=token), label=f"upstash-rest://{urlsplit(url).hostname}")
+        client = Redis(url=url, token=token, rest_retries=1, rest_retry_interval=0.5, allow_telemetry=False)
+        # The SDK's HTTP client has no timeout; a hung request must not hang a chat turn.
+        http = getattr(client, "_http", None)
+        if http is not None and hasattr(http, "_client"):
+            http._client.timeout = httpx.Timeout(timeout)
+        return cls(client, label=f"upstash-rest://{urlsplit(url).hostname}")
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
@@ -67,7 +73,9 @@ class UpstashCounters:
         cleared = 0
         cursor = 0
         while True:
-            cursor, keys = self._call("reset the counters", self.client.scan, cursor, match=COUNT_KEY.format("*"), count=1000)
+            cursor, keys = self._call(
+                "reset the counters", self.client.scan, cursor, match=COUNT_KEY.format("*"), count=1000
+            )
             if keys:
                 cleared += int(self._call("reset the counters", self.client.delete, *keys))
             if int(cursor) == 0:
@@ -77,7 +85,9 @@ class UpstashCounters:
         keys: list[str] = []
         cursor = 0
         while len(keys) < limit:
-            cursor, page = self._call("list the counters", self.client.scan, cursor, match=COUNT_KEY.format("*"), count=1000)
+            cursor, page = self._call(
+                "list the counters", self.client.scan, cursor, match=COUNT_KEY.format("*"), count=1000
+            )
             keys.extend(page)
             if int(cursor) == 0:
                 break
@@ -93,6 +103,13 @@ class UpstashCounters:
             "check the rate limit", self.client.eval, RATE_LIMIT, [f"rate:{key}"], [str(limit), str(window)]
         )
         return bool(int(allowed)), int(retry_ms) / 1000.0
+
+    def admit(self, user_id: str, limit: int, window: int) -> tuple[bool, float, int]:
+        keys = [f"rate:{user_id}:{window}", COUNT_KEY.format(user_id)]
+        allowed, retry_ms, count = self._call(
+            "check the rate limit", self.client.eval, ADMIT, keys, [str(limit), str(window)]
+        )
+        return bool(int(allowed)), int(retry_ms) / 1000.0, int(count)
 
     def ping(self) -> None:
         self._call("reach Upstash", self.client.ping)

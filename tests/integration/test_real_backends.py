@@ -46,14 +46,19 @@ def test_step5_on_postgres_redis_rabbitmq(settings_factory, pg_url, redis_url, a
         result: dict = {}
 
         def send() -> None:  # the tutorial's curl: it waits for the reviewer
-            result["response"] = http.post("/chat/?wait=20", json={"user_id": "bob", "text": "This is an urgent request!"})
+            result["response"] = http.post(
+                "/chat/?wait=20", json={"user_id": "bob", "text": "This is an urgent request!"}
+            )
 
         sender = threading.Thread(target=send)
         sender.start()
         assert wait_for(lambda: len(http.get("/reviews", auth=REVIEWER).json()) == 1)
         [review] = http.get("/reviews", auth=REVIEWER).json()
         assert review["user_id"] == "bob" and "3 messages" in review["proposed_reply"]
-        assert http.post(f"/reviews/{review['instance_id']}", json={"approved": True}, auth=REVIEWER).status_code == 200
+        assert (
+            http.post(f"/reviews/{review['instance_id']}", json={"approved": True}, auth=REVIEWER).status_code
+            == 200
+        )
         sender.join(20)
         response = result["response"]
         assert response.status_code == 200
@@ -80,7 +85,10 @@ def test_many_turns_on_real_backends_each_counted_once(settings_factory, pg_url,
     kit = bootstrap(settings_factory(database_url=pg_url, redis_url=redis_url, amqp_url=amqp_url)).start()
     try:
         kit.bus.wait_ready(10)
-        threads = [threading.Thread(target=lambda i=i: kit.chat_sync(f"user{i % 4}", f"hello {i}")) for i in range(40)]
+        threads = [
+            threading.Thread(target=lambda i=i: kit.chat_sync(f"user{i % 4}", f"hello {i}"))
+            for i in range(40)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -89,6 +97,30 @@ def test_many_turns_on_real_backends_each_counted_once(settings_factory, pg_url,
         assert wait_for(lambda: sum(int(client.get(f"message_count:user{u}") or 0) for u in range(4)) == 40)
         assert kit.store.outbox_size() == 0
         assert len(kit.conversations("user0", 100)) == 10
+    finally:
+        kit.close()
+
+
+def test_a_turn_costs_two_redis_commands_and_one_publish(
+    settings_factory, pg_url, redis_url, amqp_url
+) -> None:
+    kit = bootstrap(
+        settings_factory(database_url=pg_url, redis_url=redis_url, amqp_url=amqp_url, rate_limit="100/minute")
+    ).start()
+    try:
+        kit.bus.wait_ready(10)
+        kit.chat_sync("warm", "up")
+        assert wait_for(lambda: kit.store.outbox_size() == 0 and kit.message_count("warm") == 1)
+        commands, published = kit.counters.commands, kit.bus.published
+        for i in range(10):
+            assert kit.chat_sync("meter", f"turn {i}").status == "completed"
+        assert wait_for(lambda: kit.store.outbox_size() == 0)
+        client = redis.Redis.from_url(redis_url, decode_responses=True)
+        assert wait_for(lambda: client.get("message_count:meter") == "10")
+        assert (
+            kit.counters.commands - commands == 20
+        )  # rate limit + count read, then the idempotent increment
+        assert kit.bus.published - published == 10
     finally:
         kit.close()
 

@@ -23,13 +23,18 @@ def client(make_kit):
 def test_tutorial_step5_flow(client) -> None:
     http, kit = client()
     assert http.post("/analytics/alice/initialize", json={"message_count": 5}, headers=ADMIN).json() == {
-        "status": "success", "user_id": "alice", "message_count": 5,
+        "status": "success",
+        "user_id": "alice",
+        "message_count": 5,
     }
     http.post("/analytics/bob/initialize", json={"message_count": 3}, headers=ADMIN)
     body = {
         "user_id": "bob",
         "text": "This is an urgent request!",
-        "metadata": {"timestamp": "2025-04-06T12:00:00Z", "session_id": "123e4567-e89b-12d3-a456-426614174001"},
+        "metadata": {
+            "timestamp": "2025-04-06T12:00:00Z",
+            "session_id": "123e4567-e89b-12d3-a456-426614174001",
+        },
         "tags": ["greeting"],
     }
     held = http.post("/chat/?wait=0", json=body)

@@ -48,8 +48,13 @@ def test_decision_made_while_down_is_picked_up_at_start(settings_factory) -> Non
     # Another process (here: the store alone) records the decision and its workflow event.
     store = SqlStore(settings.database_url)
     store.decide_review(
-        pending.instance_id, approved=False, reply=None, reason="no", reviewer="reviewer",
-        decided_at=__import__("daca_kit.clock").clock.utcnow(), workflow_event=("review_decision", {"approved": False}),
+        pending.instance_id,
+        approved=False,
+        reply=None,
+        reason="no",
+        reviewer="reviewer",
+        decided_at=__import__("daca_kit.clock").clock.utcnow(),
+        workflow_event=("review_decision", {"approved": False}),
     )
     store.close()
     second = fresh_kit(settings)
@@ -96,7 +101,9 @@ def test_non_deterministic_workflow_is_detected_on_replay(tmp_path) -> None:
         yield ctx.wait_for_external_event("go")
         return "done"
 
-    runtime = LocalRuntime(store, workflows={"flaky": flaky}, activities={"a": lambda c, i: 1, "b": lambda c, i: 2})
+    runtime = LocalRuntime(
+        store, workflows={"flaky": flaky}, activities={"a": lambda c, i: 1, "b": lambda c, i: 2}
+    )
     runtime.start()
     try:
         state = runtime.schedule("flaky", "wf-1", {})

@@ -7,7 +7,15 @@ KEYWORDS = ("urgent", "help", "emergency")
 
 @pytest.mark.parametrize(
     "text",
-    ["This is an urgent request!", "HELP", "Help, please", "emergency.", "need help?", "(urgent)", "it's Urgent"],
+    [
+        "This is an urgent request!",
+        "HELP",
+        "Help, please",
+        "emergency.",
+        "need help?",
+        "(urgent)",
+        "it's Urgent",
+    ],
 )
 def test_keywords_match_as_whole_words_in_any_case(text: str) -> None:
     assert is_sensitive(text, KEYWORDS)

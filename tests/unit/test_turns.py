@@ -151,7 +151,15 @@ def test_broker_down_keeps_events_in_the_outbox_until_it_returns(make_kit, fakes
 
 @pytest.mark.parametrize(
     ("user_id", "text"),
-    [("", "hi"), ("bad user", "hi"), ("x" * 65, "hi"), ("ok", ""), ("ok", "   "), ("ok", "x" * 4001), (7, "hi")],
+    [
+        ("", "hi"),
+        ("bad user", "hi"),
+        ("x" * 65, "hi"),
+        ("ok", ""),
+        ("ok", "   "),
+        ("ok", "x" * 4001),
+        (7, "hi"),
+    ],
 )
 def test_bad_input_is_refused_and_changes_nothing(make_kit, fakes, user_id, text) -> None:
     kit = make_kit()

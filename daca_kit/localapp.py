@@ -1,0 +1,206 @@
+"""The app in a background process on this machine, for notebooks and tests.
+
+    with LocalApp({"DATABASE_URL": pg_url}) as app:      # starts `daca-kit serve` on a free port
+        httpx.get(app.base_url + "/health")
+    # stopped on leaving the block, or when the Python process that started it exits
+
+Settings not given are set explicitly (empty for optional services, a fresh SQLite file for the
+database, a generated reviewer password and admin token), so the caller's environment and `.env` files
+cannot change what runs. The app listens on 127.0.0.1 only and writes its output to `log_path`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from daca_kit.errors import DacaError
+
+# Optional services: off ("") unless the caller names them.
+OPTIONAL = (
+    "REDIS_URL",
+    "UPSTASH_REDIS_REST_URL",
+    "UPSTASH_REDIS_REST_TOKEN",
+    "AMQP_URL",
+    "GEMINI_API_KEY",
+    "GEMINI_BASE_URL",
+)
+# Left out of the child's environment unless given, so the app's own default applies.
+CONTROLLED = (
+    *OPTIONAL,
+    "DATABASE_URL",
+    "DB_CONNECTION",
+    "GEMINI_MODEL",
+    "DACA_RUNTIME",
+    "DACA_REVIEWER_PASSWORD",
+    "DACA_ADMIN_TOKEN",
+    "DACA_RATE_LIMIT",
+    "DACA_CHAT_WAIT",
+    "DACA_REVIEW_TIMEOUT",
+    "DACA_SENSITIVE_KEYWORDS",
+    "SPACE_ID",
+    "PORT",
+    "HOST",
+)
+_PROXIES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+class AppStartError(DacaError):
+    """The app process exited or did not answer /health in time; the message ends with its log's tail."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class LocalApp:
+    """`daca-kit serve` as a child process on 127.0.0.1:<free port>.
+
+    `settings` are environment variables (DESIGN.md's names); a value of "" turns an optional service
+    off. `reviewer_password` and `admin_token` are generated unless given in `settings`.
+    """
+
+    def __init__(
+        self,
+        settings: Mapping[str, str | None] | None = None,
+        *,
+        workdir: str | os.PathLike[str] | None = None,
+        port: int | None = None,
+        with_ui: bool = False,
+        startup_timeout: float = 60.0,
+    ) -> None:
+        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="daca-app-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.workdir / "app.log"
+        self.port = port or free_port()
+        self.with_ui = with_ui
+        self.startup_timeout = startup_timeout
+        given = {k: v for k, v in (settings or {}).items() if v is not None}
+        self.env: dict[str, str] = {name: "" for name in OPTIONAL}
+        self.env["DATABASE_URL"] = f"sqlite:///{self.workdir / 'daca.db'}"
+        self.env["DACA_REVIEWER_PASSWORD"] = secrets.token_urlsafe(16)
+        self.env["DACA_ADMIN_TOKEN"] = secrets.token_urlsafe(24)
+        self.env.update({k: str(v) for k, v in given.items() if not (k == "DATABASE_URL" and v == "")})
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: Any = None
+
+    def __repr__(self) -> str:
+        return f"LocalApp({self.base_url}, running={self.running})"  # never the settings: they hold secrets
+
+    # -- what callers need -------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def reviewer_password(self) -> str:
+        return self.env["DACA_REVIEWER_PASSWORD"]
+
+    @property
+    def admin_token(self) -> str:
+        return self.env["DACA_ADMIN_TOKEN"]
+
+    @property
+    def database_url(self) -> str:
+        return self.env["DATABASE_URL"]
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The end of the app's output, with the reviewer password and admin token removed."""
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        for name, value in self.env.items():
+            if value and len(value) >= 4 and (name in ("DACA_REVIEWER_PASSWORD", "DACA_ADMIN_TOKEN") or "KEY" in name):
+                text = text.replace(value, "***")
+        return "\n".join(text.splitlines()[-lines:])
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> LocalApp:
+        """Starts the process and waits until GET /health answers; raises AppStartError otherwise."""
+        if self.running:
+            return self
+        child_env = {k: v for k, v in os.environ.items() if k not in CONTROLLED and k not in _PROXIES}
+        child_env.update(self.env)
+        child_env["PYTHONUNBUFFERED"] = "1"
+        command = [sys.executable, "-m", "daca_kit.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        if not self.with_ui:
+            command.append("--api-only")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            command,
+            cwd=self.workdir,
+            env=child_env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        atexit.register(self.stop)
+        try:
+            self.wait_healthy(self.startup_timeout)
+        except AppStartError:
+            self.stop()
+            raise
+        return self
+
+    def wait_healthy(self, timeout: float) -> dict[str, Any]:
+        """Waits until GET /health answers 200 and returns its body."""
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        with httpx.Client(base_url=self.base_url, trust_env=False, timeout=5.0) as client:
+            while time.monotonic() < deadline:
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise AppStartError(
+                        f"The app exited with code {self.proc.returncode} before answering /health. "
+                        f"Its output ends with:\n{self.log_tail()}"
+                    )
+                try:
+                    response = client.get("/health")
+                    if response.status_code == 200:
+                        return dict(response.json())
+                    last = f"HTTP {response.status_code}"
+                except httpx.HTTPError as exc:
+                    last = type(exc).__name__
+                time.sleep(0.1)
+        raise AppStartError(
+            f"The app did not answer /health within {timeout:g} s ({last}). Its output ends with:\n{self.log_tail()}"
+        )
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Asks the app to stop (SIGTERM), kills it after `timeout` seconds; safe to call twice."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        atexit.unregister(self.stop)
+
+    def __enter__(self) -> LocalApp:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
