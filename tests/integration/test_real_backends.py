@@ -203,3 +203,29 @@ def test_rabbitmq_redelivers_when_the_handler_fails(amqp_url) -> None:
         assert wait_for(lambda: seen == ["only-one"], 10)
     finally:
         bus.close()
+
+
+def test_rate_limit_is_shared_across_processes_through_redis(settings_factory, redis_url, tmp_path) -> None:
+    from daca_kit.errors import RateLimited
+
+    kits = [
+        bootstrap(
+            settings_factory(
+                database_url=f"sqlite:///{tmp_path}/k{i}.db", redis_url=redis_url, rate_limit="3/minute"
+            )
+        ).start()
+        for i in range(2)
+    ]
+    try:
+        accepted, refused = 0, 0
+        for i in range(6):
+            try:
+                kits[i % 2].submit("shared", f"m{i}")
+                accepted += 1
+            except RateLimited as exc:
+                refused += 1
+                assert exc.retry_after >= 1
+        assert (accepted, refused) == (3, 3)
+    finally:
+        for kit in kits:
+            kit.close()
