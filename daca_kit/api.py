@@ -336,7 +336,7 @@ class BodyLimit:
         self,
         app: ASGIApp,
         limit: int = MAX_BODY,
-        paths: tuple[str, ...] = ("/chat", "/analytics", "/reviews"),
+        paths: tuple[str, ...] = ("/chat", "/analytics", "/reviews", "/events"),
     ) -> None:
         self.app, self.limit, self.paths = app, limit, paths
 
@@ -386,5 +386,10 @@ def create_api(kit: Kit, *, auth: Auth | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in (chat, conversations, analytics, reviews, system):
         app.include_router(router)
+    if kit.settings.runtime == "dapr":
+        # Dapr delivers subscribed events (components/subscription.yaml) to POST /events/{topic}.
+        from daca_kit.adapters.dapr import dapr_router
+
+        app.include_router(dapr_router(kit))
     app.add_middleware(BodyLimit)
     return app

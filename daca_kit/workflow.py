@@ -119,6 +119,7 @@ def chat_turn(ctx: Any, turn: dict[str, Any]) -> Generator[Any, Any, dict[str, A
             )
             ctx.set_custom_status("timed_out")
             return {**base, "status": "timed_out", "reply": TIMED_OUT_REPLY}
+        ctx.set_custom_status("running")
         decision = decision_task.get_result() or {}
         review = {k: decision.get(k) for k in ("reviewer", "edited", "reason", "decided_at")}
         if not decision.get("approved"):

@@ -21,7 +21,10 @@ from daca_kit.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-PG_HOST, PG_PORT = os.environ.get("DACA_TEST_PG_HOST", "127.0.0.1"), int(os.environ.get("DACA_TEST_PG_PORT", "5432"))
+PG_HOST, PG_PORT = (
+    os.environ.get("DACA_TEST_PG_HOST", "127.0.0.1"),
+    int(os.environ.get("DACA_TEST_PG_PORT", "5432")),
+)
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 AMQP_HOST, AMQP_PORT = "127.0.0.1", 5672
 
@@ -111,7 +114,10 @@ def _amqp_vhost() -> Iterator[str]:
     vhost = f"daca-test-{uuid.uuid4().hex[:8]}"
     ok = subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], capture_output=True).returncode == 0
     if ok:
-        subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], capture_output=True)
+        subprocess.run(
+            ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+            capture_output=True,
+        )
     yield vhost if ok else "/"
     if ok:
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True)

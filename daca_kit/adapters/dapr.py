@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 
 from daca_kit.clock import as_utc, utcnow
 from daca_kit.errors import BackendError, BusError, ConfigError, CountersError, WorkflowError
@@ -46,8 +48,6 @@ from daca_kit.ports import Handler
 from daca_kit.runtime import COMPLETED, FAILED, RUNNING, InstanceState
 
 if TYPE_CHECKING:
-    from fastapi import APIRouter
-
     from daca_kit.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ DAPR_RUN = "dapr run --app-id daca-kit --app-port 7860 --resources-path componen
 HEALTH_PATH = "/v1.0/healthz/outbound"  # ready once components load; /v1.0/healthz also waits for the app
 DEFAULT_STARTUP_WAIT = 5.0
 COUNT_KEY = "message_count:{}"
-USERS_KEY = "message_count:__users__"
+USERS_KEY = "message_count_users"  # outside message_count:*, so no user id can collide with it
 RECENT_EVENTS = 256
 SETTLED_STATUSES = ("pending_review",)
 
@@ -98,14 +98,22 @@ class DaprSidecar:
         self.endpoint = endpoint.rstrip("/")
         self.setting = setting
         headers = {"dapr-api-token": token} if token else {}
-        self.client = httpx.Client(base_url=self.endpoint, timeout=timeout, headers=headers, transport=transport)
+        self.client = httpx.Client(
+            base_url=self.endpoint, timeout=timeout, headers=headers, transport=transport
+        )
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, transport: httpx.BaseTransport | None = None) -> DaprSidecar:
+    def from_settings(
+        cls, settings: Settings, *, transport: httpx.BaseTransport | None = None
+    ) -> DaprSidecar:
         endpoint, setting = sidecar_address(settings)
-        return cls(endpoint, setting=setting, token=os.environ.get("DAPR_API_TOKEN") or None, transport=transport)
+        return cls(
+            endpoint, setting=setting, token=os.environ.get("DAPR_API_TOKEN") or None, transport=transport
+        )
 
-    def request(self, method: str, path: str, *, what: str, error: type[BackendError], **kwargs: Any) -> httpx.Response:
+    def request(
+        self, method: str, path: str, *, what: str, error: type[BackendError], **kwargs: Any
+    ) -> httpx.Response:
         """One call; connection problems become `error` with a sentence naming the sidecar."""
         try:
             try:
@@ -125,7 +133,9 @@ class DaprSidecar:
                 f"start the app with `{DAPR_RUN}`, or set DACA_RUNTIME=local"
             ) from exc
         if response.status_code == 401:
-            raise error(f"Could not {what}: the Dapr sidecar refused the API token: set DAPR_API_TOKEN to daprd's token")
+            raise error(
+                f"Could not {what}: the Dapr sidecar refused the API token: set DAPR_API_TOKEN to daprd's token"
+            )
         return response
 
     def probe(self, timeout: float = 1.0) -> str | None:
@@ -190,7 +200,7 @@ class DaprCounters:
     would lose the count. The last RECENT_EVENTS ids per user are kept: redeliveries come within
     minutes, long before a user sends 256 more messages.
 
-    The state API cannot list keys on every store, so `message_count:__users__` keeps the user ids,
+    The state API cannot list keys on every store, so `message_count_users` keeps the user ids,
     also ETag-guarded; `reset()` walks it. A reset sets counts to zero and keeps each counter's recent
     ids, so an event counted before a reset and redelivered after it still counts once.
     """
@@ -211,7 +221,11 @@ class DaprCounters:
         cls, settings: Settings, *, wait: float | None = None, transport: httpx.BaseTransport | None = None
     ) -> DaprCounters:
         sidecar = DaprSidecar.from_settings(settings, transport=transport)
-        require_sidecar(sidecar, wait=wait)
+        try:
+            require_sidecar(sidecar, wait=wait)
+        except ConfigError:
+            sidecar.close()
+            raise
         return cls(sidecar, settings.dapr_statestore)
 
     # -- state primitives ----------------------------------------------------------------------
@@ -245,7 +259,9 @@ class DaprCounters:
         try:
             value = response.json()
         except ValueError as exc:
-            raise CountersError(f"Could not {what}: the state store returned a value that is not JSON for {key}") from exc
+            raise CountersError(
+                f"Could not {what}: the state store returned a value that is not JSON for {key}"
+            ) from exc
         return value, response.headers.get("etag")
 
     def _save(self, key: str, value: Any, etag: str | None, what: str) -> bool:
@@ -353,7 +369,9 @@ class DaprCounters:
     def reset(self) -> int:
         cleared = 0
         for user_id in self._users("reset the counters"):
-            _, written = self._update(user_id, "reset the counters", lambda c, recent: (0, recent) if c else None)
+            _, written = self._update(
+                user_id, "reset the counters", lambda c, recent: (0, recent) if c else None
+            )
             cleared += written
         return cleared
 
@@ -417,7 +435,11 @@ class DaprEventBus:
         cls, settings: Settings, *, wait: float | None = None, transport: httpx.BaseTransport | None = None
     ) -> DaprEventBus:
         sidecar = DaprSidecar.from_settings(settings, transport=transport)
-        require_sidecar(sidecar, wait=wait)
+        try:
+            require_sidecar(sidecar, wait=wait)
+        except ConfigError:
+            sidecar.close()
+            raise
         return cls(sidecar, settings.dapr_pubsub)
 
     def publish(self, topic: str, event: dict[str, Any]) -> None:
@@ -463,7 +485,9 @@ class DaprEventBus:
         with self._lock:
             handlers = list(self._handlers.get(topic, ()))
         if not handlers:
-            log.warning("no handler for %s event %s yet; asking Dapr to deliver it again", topic, event.get("id"))
+            log.warning(
+                "no handler for %s event %s yet; asking Dapr to deliver it again", topic, event.get("id")
+            )
             return "RETRY"
         for consumer, handler in handlers:
             try:
@@ -486,7 +510,7 @@ class DaprEventBus:
         self.sidecar.close()
 
 
-def _from_dapr(request: Any) -> bool:
+def _from_dapr(request: Request) -> bool:
     """Whether a delivery comes from daprd: its APP_API_TOKEN when one is set, else this machine."""
     import hmac
     import ipaddress
@@ -510,8 +534,6 @@ def dapr_router(kit: Any) -> APIRouter:
     (malformed, never deliverable). Only daprd may call them: with APP_API_TOKEN set, requests must carry
     it in `dapr-api-token` (daprd sends it); without it, only requests from this machine are accepted.
     """
-    from fastapi import APIRouter, Request
-    from fastapi.responses import JSONResponse
     from starlette.concurrency import run_in_threadpool
 
     router = APIRouter(tags=["dapr"], include_in_schema=False)
@@ -543,12 +565,14 @@ def _register_workflow(runtime: Any, fn: Callable[..., Any], name: str) -> None:
     """`runtime.register_workflow(fn, name=name)` for a function another runtime may have registered.
 
     The SDK marks the function object itself (`_workflow_registered`, `_dapr_alternate_name`) and
-    refuses to register a marked function again, which would allow one runtime per process. The marks
-    guard nothing else, so ours are cleared first; a different name given elsewhere is refused.
+    refuses to register a marked function again, which would allow only one runtime per process. The
+    marks guard nothing else, so they are cleared first; a different name given elsewhere is refused.
     """
     previous = fn.__dict__.get("_dapr_alternate_name")
     if previous not in (None, name):
-        raise WorkflowError(f"Workflow {fn.__name__} is already registered with Dapr as '{previous}', not '{name}'")
+        raise WorkflowError(
+            f"Workflow {fn.__name__} is already registered with Dapr as '{previous}', not '{name}'"
+        )
     fn.__dict__.pop("_workflow_registered", None)
     fn.__dict__.pop("_dapr_alternate_name", None)
     runtime.register_workflow(fn, name=name)
@@ -614,7 +638,9 @@ def instance_state(ws: Any) -> InstanceState:
         input=json.loads(ws.serialized_input) if ws.serialized_input else {},
         runtime_status=runtime_status,
         custom_status=_custom_status(ws.serialized_custom_status),
-        output=output if isinstance(output, dict) or output is None else {"status": "completed", "reply": output},
+        output=output
+        if isinstance(output, dict) or output is None
+        else {"status": "completed", "reply": output},
         created_at=as_utc(created),
         updated_at=as_utc(updated),
     )
@@ -634,6 +660,9 @@ class DaprWorkflowRuntime:
     Listeners (`on_change`) hear of a change when this process observes it: in `schedule`, `get`,
     `wait`, and after `raise_event` (a short-lived thread waits for the resumed turn to finish). A
     turn waiting for a reviewer costs no calls until the decision is raised.
+
+    `client` replaces the SDK's DaprWorkflowClient (the tests pass Dapr's engine running in process);
+    `start()` then opens no stream to a sidecar.
     """
 
     name = "dapr"
@@ -650,6 +679,7 @@ class DaprWorkflowRuntime:
         settle_timeout: float = 60.0,
         start_timeout: float = 15.0,
         watch_timeout: float = 120.0,
+        client: Any = None,
     ) -> None:
         from dapr.ext.workflow import WorkflowRuntime
         from dapr.ext.workflow.util import getAddress
@@ -669,12 +699,15 @@ class DaprWorkflowRuntime:
             _register_workflow(self.workflow_runtime, fn, name)
         for name, fn in self.activities.items():
             self.workflow_runtime.register_activity(_activity(fn, name), name=name)
+        # A client given here (an in-process engine in tests) replaces the sidecar: start() opens nothing.
+        self._given_client = client
         self._client: Any = None
         self._listeners: list[Callable[[InstanceState], None]] = []
         self._seen: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
         self._seen_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="dapr-workflow-wait")
         self._started = False
+        self._closing = False
 
     @classmethod
     def from_settings(
@@ -687,13 +720,20 @@ class DaprWorkflowRuntime:
         transport: httpx.BaseTransport | None = None,
     ) -> DaprWorkflowRuntime:
         sidecar = DaprSidecar.from_settings(settings, transport=transport)
-        require_sidecar(sidecar, wait=wait)
+        try:
+            require_sidecar(sidecar, wait=wait)
+        except ConfigError:
+            sidecar.close()
+            raise
         return cls(workflows, activities, sidecar=sidecar)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         """Checks the sidecar, then opens the worker's stream; raises ConfigError/BackendError sentences."""
         if self._started:
+            return
+        if self._given_client is not None:
+            self._client, self._started = self._given_client, True
             return
         if self.sidecar is not None:
             require_sidecar(self.sidecar, wait=0)
@@ -710,28 +750,32 @@ class DaprWorkflowRuntime:
         starter.start()
         starter.join(self.start_timeout + 1.0)
         if starter.is_alive() or failure:
+            reason = "" if starter.is_alive() else f" ({failure[0]})"
             self.workflow_runtime.shutdown()
             starter.join(5.0)
-            reason = f" ({failure[0]})" if failure else ""
             raise BackendError(
                 f"The Dapr workflow engine at {self.grpc_address} (DAPR_GRPC_PORT) did not open a work-item stream "
-                f"within {self.start_timeout:.0f} s{reason}: check that daprd runs with placement and scheduler "
-                f"(`dapr init`, then `{DAPR_RUN}`) and that its state store has actorStateStore: \"true\"",
+                f"within {self.start_timeout:g} s{reason}: check that daprd runs with placement and scheduler "
+                f'(`dapr init`, then `{DAPR_RUN}`) and that its state store has actorStateStore: "true"',
                 backend="workflow",
             )
         from dapr.ext.workflow import DaprWorkflowClient
 
-        self._client = DaprWorkflowClient(host=self.grpc_host, port=self.grpc_port, logger_options=_sdk_logging())
+        self._client = DaprWorkflowClient(
+            host=self.grpc_host, port=self.grpc_port, logger_options=_sdk_logging()
+        )
         self._started = True
 
     def close(self) -> None:
+        self._closing = True
         self._pool.shutdown(wait=False, cancel_futures=True)
-        if self._client is not None:
+        if self._client is not None:  # closing its channel cancels the waits still running in the pool
             self._client.close()
             self._client = None
         if self._started:
             self._started = False
-            self.workflow_runtime.shutdown()
+            if self._given_client is None:
+                self.workflow_runtime.shutdown()
         if self.sidecar is not None:
             self.sidecar.close()
 
@@ -745,7 +789,9 @@ class DaprWorkflowRuntime:
         if name not in self.workflows:
             raise WorkflowError(f"No workflow named '{name}' is registered")
         client = self._require_client()
-        self._call("start the chat turn", client.schedule_new_workflow, name, input=input, instance_id=instance_id)
+        self._call(
+            "start the chat turn", client.schedule_new_workflow, name, input=input, instance_id=instance_id
+        )
         deadline = time.monotonic() + self.settle_timeout
         step = 0.1
         state: InstanceState | None = None
@@ -823,7 +869,8 @@ class DaprWorkflowRuntime:
         try:
             self.wait(instance_id, self.watch_timeout)
         except Exception:  # noqa: BLE001 - a background watch must never die silently
-            log.exception("watching workflow %s failed", instance_id)
+            if not self._closing:
+                log.exception("watching workflow %s failed", instance_id)
 
     def _observe(self, ws: Any) -> InstanceState | None:
         if ws is None:
