@@ -78,7 +78,12 @@ class Kit:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> Kit:
+    def start(self, *, defer_runtime: bool = False) -> Kit:
+        """Creates tables, starts the relay, the consumer and the workflow runtime.
+
+        `defer_runtime=True` leaves the runtime to `start_runtime()` (Dapr mode: daprd may open its
+        workflow stream only once the app's port answers, so the server starts it after binding).
+        """
         if self._started:
             return self
         self.store.create_all()
@@ -88,10 +93,14 @@ class Kit:
         if self.relay is None:
             self.relay = OutboxRelay(self.store, self.bus)
         self.relay.start()
-        self.runtime.start()
+        if not defer_runtime:
+            self.runtime.start()
         self._started = True
         log.info("daca_kit started: %s", ", ".join(f"{k}={v}" for k, v in self.backends.items()))
         return self
+
+    def start_runtime(self) -> None:
+        self.runtime.start()
 
     def close(self) -> None:
         if not self._started:

@@ -6,7 +6,10 @@ python app.py    or    daca-kit serve --port 7860
 from __future__ import annotations
 
 import logging
+import socket
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -50,12 +53,16 @@ def serve(settings: Settings, *, with_ui: bool = True, log_level: str = "info") 
             flush=True,
         )
 
+    deferred = settings.runtime == "dapr"
+
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
+        if deferred:
+            threading.Thread(target=_start_runtime_when_listening, args=(kit, settings.port), daemon=True).start()
         yield
         kit.close()
 
-    kit.start()
+    kit.start(defer_runtime=deferred)
     for warning in kit.warnings():
         log.warning("%s", warning)
     app = build_app(kit, auth=auth, with_ui=with_ui)
@@ -67,6 +74,22 @@ def serve(settings: Settings, *, with_ui: bool = True, log_level: str = "info") 
         flush=True,
     )
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level, access_log=False)
+
+
+def _start_runtime_when_listening(kit: Kit, port: int, timeout: float = 30.0) -> None:
+    """Starts the workflow runtime once this server accepts connections (bounded wait)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    try:
+        kit.start_runtime()
+        log.info("workflow runtime started")
+    except DacaError as exc:
+        log.error("the workflow runtime did not start: %s", exc)
 
 
 def main(argv: list[str] | None = None) -> None:
