@@ -100,10 +100,10 @@ class KitClient:
             return {"Authorization": f"Bearer {self._admin_token}"}
         return {}
 
-    def _reviewer(self, authorized: bool) -> httpx.BasicAuth | None:
+    def _reviewer(self, authorized: bool) -> Any:
         if authorized and self._reviewer_password:
             return httpx.BasicAuth("reviewer", self._reviewer_password)
-        return None
+        return httpx.USE_CLIENT_DEFAULT  # the client has no auth: the request goes without credentials
 
     # -- the contract ------------------------------------------------------------------------------
     def health(self) -> httpx.Response:
@@ -148,7 +148,9 @@ class KitClient:
 
     def initialize(self, user_id: str, message_count: int, *, authorized: bool = True) -> httpx.Response:
         return self.http.post(
-            f"/analytics/{user_id}/initialize", json={"message_count": message_count}, headers=self._admin(authorized)
+            f"/analytics/{user_id}/initialize",
+            json={"message_count": message_count},
+            headers=self._admin(authorized),
         )
 
     def reset(self, *, authorized: bool = True) -> httpx.Response:
@@ -178,7 +180,9 @@ class KitClient:
         return self.http.get("/usage")
 
     # -- waiting -----------------------------------------------------------------------------------
-    def wait_for_review(self, user_id: str, *, text: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
+    def wait_for_review(
+        self, user_id: str, *, text: str | None = None, timeout: float = 30.0
+    ) -> dict[str, Any]:
         """The oldest pending review of `user_id` (with message `text`, if given), once it appears."""
 
         def find() -> dict[str, Any] | None:

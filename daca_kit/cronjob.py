@@ -47,7 +47,9 @@ class PlannedRequest:
     body: dict[str, Any] | None = None
 
     def redacted(self) -> dict[str, Any]:
-        headers = {k: (f"Bearer {MASK}" if k.lower() == "authorization" else v) for k, v in self.headers.items()}
+        headers = {
+            k: (f"Bearer {MASK}" if k.lower() == "authorization" else v) for k, v in self.headers.items()
+        }
         body = copy.deepcopy(self.body)
         job_headers = ((body or {}).get("job") or {}).get("extendedData", {}).get("headers")
         if isinstance(job_headers, dict):
@@ -110,7 +112,9 @@ def reset_job(
     if not target_url.startswith(("https://", "http://")):
         raise ValueError(f"'{target_url}' is not an http(s) URL")
     if not admin_token:
-        raise ValueError("DACA_ADMIN_TOKEN is empty: the app refuses an unauthenticated reset from the internet")
+        raise ValueError(
+            "DACA_ADMIN_TOKEN is empty: the app refuses an unauthenticated reset from the internet"
+        )
     if not (0 <= hour <= 23 and 0 <= minute <= 59):
         raise ValueError("hour must be 0-23 and minute 0-59")
     return {
@@ -163,7 +167,9 @@ def plan_reset_job(
 def _explain(response: httpx.Response) -> str:
     status = response.status_code
     if status == 401:
-        return "cron-job.org refused the API key: set CRONJOB_API_KEY to a key from the console's Settings page."
+        return (
+            "cron-job.org refused the API key: set CRONJOB_API_KEY to a key from the console's Settings page."
+        )
     if status == 403:
         return "cron-job.org refused this address: the API key is limited to other IP addresses (console > Settings)."
     if status == 404:
@@ -175,9 +181,13 @@ def _explain(response: httpx.Response) -> str:
 
 def _send(client: httpx.Client, request: PlannedRequest, url: str | None = None) -> Any:
     try:
-        response = client.request(request.method, url or request.url, headers=request.headers, json=request.body)
+        response = client.request(
+            request.method, url or request.url, headers=request.headers, json=request.body
+        )
     except httpx.HTTPError as exc:
-        raise CronJobError(f"Could not reach cron-job.org ({type(exc).__name__}): check the network.") from None
+        raise CronJobError(
+            f"Could not reach cron-job.org ({type(exc).__name__}): check the network."
+        ) from None
     if response.status_code >= 400:
         raise CronJobError(_explain(response))
     return response.json() if response.content else {}
@@ -210,7 +220,9 @@ def apply_reset_job(plan: ResetJobPlan, *, client: httpx.Client | None = None) -
             http.close()
 
 
-def check_api_key(api_key: str | None, *, api_url: str = API_URL, client: httpx.Client | None = None) -> CheckResult:
+def check_api_key(
+    api_key: str | None, *, api_url: str = API_URL, client: httpx.Client | None = None
+) -> CheckResult:
     """A doctor-style check of CRONJOB_API_KEY: one `GET /jobs`."""
     if not api_key:
         return CheckResult(
@@ -226,7 +238,11 @@ def check_api_key(api_key: str | None, *, api_url: str = API_URL, client: httpx.
         response = http.get(api_url.rstrip("/") + "/jobs", headers=headers)
     except httpx.HTTPError as exc:
         return CheckResult(
-            "cron-job.org", "CRONJOB_API_KEY", FAILED, f"Could not reach cron-job.org ({type(exc).__name__}).", problem=ERROR
+            "cron-job.org",
+            "CRONJOB_API_KEY",
+            FAILED,
+            f"Could not reach cron-job.org ({type(exc).__name__}).",
+            problem=ERROR,
         )
     finally:
         if own:
@@ -235,4 +251,6 @@ def check_api_key(api_key: str | None, *, api_url: str = API_URL, client: httpx.
         problem = AUTH if response.status_code in (401, 403) else ERROR
         return CheckResult("cron-job.org", "CRONJOB_API_KEY", FAILED, _explain(response), problem=problem)
     count = len(response.json().get("jobs") or [])
-    return CheckResult("cron-job.org", "CRONJOB_API_KEY", OK, f"the API key works ({count} job(s) in the account).")
+    return CheckResult(
+        "cron-job.org", "CRONJOB_API_KEY", OK, f"the API key works ({count} job(s) in the account)."
+    )

@@ -128,7 +128,9 @@ def _reach(host: str, port: int, setting: str, what: str, timeout: float) -> Non
     if is_open:
         return
     if detail == DNS:
-        raise _Failure(DNS, f"The host '{host}' in {setting} did not resolve: check the host name in {setting}.")
+        raise _Failure(
+            DNS, f"The host '{host}' in {setting} did not resolve: check the host name in {setting}."
+        )
     if detail == "refused":
         why = "the connection was refused"
     elif detail == "timed out":
@@ -156,16 +158,20 @@ def _short(exc: BaseException, secrets: Sequence[str] = ()) -> str:
 
 
 def _url_secrets(url: str) -> list[str]:
-    parts = urlsplit(url)
+    from daca_kit.envfile import url_password
+
     found = [url]
-    if parts.password:
-        found += [parts.password, unquote(parts.password)]
+    password = url_password(url)
+    if password:
+        found += [password, unquote(password)]
     return found
 
 
 def _chain_text(exc: BaseException) -> str:
     """Every message in the exception's cause chain, lower-cased (drivers wrap TLS errors)."""
-    texts, seen, current = [], set(), exc
+    texts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         texts.append(f"{type(current).__name__} {current}")
@@ -195,11 +201,13 @@ def check_database(settings: Settings, timeout: float = 5.0) -> CheckResult:
         )
     from sqlalchemy.engine import make_url
 
-    target = describe_url(url)
+    target = describe_url(url).replace("+psycopg", "")
     try:
         parsed = make_url(normalize_url(url))
     except Exception:  # noqa: BLE001 - a malformed URL is a finding, not a crash
-        return _failed("database", "DATABASE_URL", ERROR, "DATABASE_URL is not a valid database URL: check its form.", "")
+        return _failed(
+            "database", "DATABASE_URL", ERROR, "DATABASE_URL is not a valid database URL: check its form.", ""
+        )
     host = parsed.host or "localhost"
     port = parsed.port or (26257 if kind == "cockroachdb" else 5432)
     start = time.perf_counter()
@@ -216,7 +224,9 @@ def _database_round_trip(full_url: str, parsed: Any, kind: str, host: str, port:
     from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.pool import NullPool
 
-    engine = create_engine(full_url, poolclass=NullPool, connect_args={"connect_timeout": max(1, math.ceil(timeout))})
+    engine = create_engine(
+        full_url, poolclass=NullPool, connect_args={"connect_timeout": max(1, math.ceil(timeout))}
+    )
     try:
         with engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1").scalar()
@@ -238,7 +248,7 @@ def _database_round_trip(full_url: str, parsed: Any, kind: str, host: str, port:
     except _Failure:
         raise
     except SQLAlchemyError as exc:
-        raise _classify_database(exc, parsed, host, port) from None
+        raise _classify_database(exc, parsed, host, port, _url_secrets(full_url)) from None
     finally:
         engine.dispose()
 
@@ -250,15 +260,15 @@ def _can_create_tables(conn: Any) -> bool | None:
         return None
 
 
-def _classify_database(exc: BaseException, parsed: Any, host: str, port: int) -> _Failure:
+def _classify_database(
+    exc: BaseException, parsed: Any, host: str, port: int, secrets: Sequence[str]
+) -> _Failure:
     orig = getattr(exc, "orig", None) or exc
     text = _chain_text(orig)
     sqlstate = getattr(orig, "sqlstate", None)
     user, database = parsed.username or "?", parsed.database or "?"
-    if "password authentication failed" in text or ("role" in text and "does not exist" in text) or sqlstate in (
-        "28000",
-        "28P01",
-    ):
+    role_missing = "role" in text and "does not exist" in text
+    if "password authentication failed" in text or role_missing or sqlstate in ("28000", "28P01"):
         return _Failure(
             AUTH,
             f"The database server at {host}:{port} refused the login of user '{user}': check the user name and "
@@ -279,7 +289,7 @@ def _classify_database(exc: BaseException, parsed: Any, host: str, port: int) ->
     if _looks_tls(text):
         return _Failure(
             TLS,
-            f"The TLS connection to the database at {host}:{port} failed ({_short(orig, _url_secrets(str(parsed)))}): "
+            f"The TLS connection to the database at {host}:{port} failed ({_short(orig, secrets)}): "
             "for CockroachDB put sslmode=verify-full and sslrootcert=<the cluster's CA file> in DATABASE_URL; "
             "for a server without TLS use sslmode=disable.",
         )
@@ -291,7 +301,7 @@ def _classify_database(exc: BaseException, parsed: Any, host: str, port: int) ->
         )
     return _Failure(
         ERROR,
-        f"The database at {host}:{port} failed ({type(orig).__name__}: {_short(orig)}): check DATABASE_URL.",
+        f"The database at {host}:{port} failed ({type(orig).__name__}: {_short(orig, secrets)}): check DATABASE_URL.",
     )
 
 
@@ -306,7 +316,9 @@ def check_counters(settings: Settings, timeout: float = 5.0) -> CheckResult:
             target=f"dapr-state:{settings.dapr_statestore}",
         )
     if settings.upstash_redis_rest_url and settings.upstash_redis_rest_token:
-        return _check_upstash(settings.upstash_redis_rest_url, settings.upstash_redis_rest_token.get_secret_value(), timeout)
+        return _check_upstash(
+            settings.upstash_redis_rest_url, settings.upstash_redis_rest_token.get_secret_value(), timeout
+        )
     if settings.redis_url is not None:
         return _check_redis(settings.redis_url.get_secret_value(), timeout)
     return CheckResult(
@@ -321,7 +333,7 @@ def check_counters(settings: Settings, timeout: float = 5.0) -> CheckResult:
 
 def _check_redis(url: str, timeout: float) -> CheckResult:
     import redis
-    from redis.exceptions import AuthenticationError, RedisError, ResponseError
+    from redis.exceptions import RedisError
 
     from daca_kit.adapters.redis import describe_redis_url
 
@@ -339,30 +351,44 @@ def _check_redis(url: str, timeout: float) -> CheckResult:
     except _Failure as failure:
         return _failed("counters", "REDIS_URL", failure.problem, failure.message, target)
     except RedisError as exc:
-        text = _chain_text(exc)
-        if isinstance(exc, AuthenticationError) or any(w in text for w in ("wrongpass", "noauth", "invalid password")):
-            problem, message = AUTH, f"Redis at {host}:{port} refused the password: check the password in REDIS_URL."
-        elif "noperm" in text or (isinstance(exc, ResponseError) and "permission" in text):
-            problem, message = MISSING, (
-                f"Redis at {host}:{port} denied a command to this user (ACL): give the user in REDIS_URL access to "
-                "GET, SET, INCR, EVAL and SCAN on keys message_count:*, message_counted:* and rate:*."
-            )
-        elif tls or _looks_tls(text):
-            problem, message = TLS, (
-                f"The TLS handshake with Redis at {host}:{port} failed: rediss:// needs a TLS port (Upstash's is), "
-                "use redis:// for a server without TLS; check REDIS_URL."
-            )
-        elif host.endswith("upstash.io"):
-            problem, message = TLS, (
-                f"Upstash at {host} closed the connection: Upstash speaks TLS only, so REDIS_URL must start "
-                "with rediss://."
-            )
-        else:
-            problem, message = ERROR, (
-                f"Redis at {host}:{port} failed ({type(exc).__name__}: {_short(exc, _url_secrets(url))}): check REDIS_URL."
-            )
-        return _failed("counters", "REDIS_URL", problem, message, target)
-    return CheckResult("counters", "REDIS_URL", OK, "Redis answered PING.", target=target, latency_ms=_ms(start))
+        found = _classify_redis(exc, url, host, port, tls)
+        return _failed("counters", "REDIS_URL", found.problem, found.message, target)
+    return CheckResult(
+        "counters", "REDIS_URL", OK, "Redis answered PING.", target=target, latency_ms=_ms(start)
+    )
+
+
+def _classify_redis(exc: BaseException, url: str, host: str, port: int, tls: bool) -> _Failure:
+    from redis.exceptions import AuthenticationError, ResponseError
+
+    text = _chain_text(exc)
+    if isinstance(exc, AuthenticationError) or any(
+        w in text for w in ("wrongpass", "noauth", "invalid password")
+    ):
+        return _Failure(
+            AUTH, f"Redis at {host}:{port} refused the password: check the password in REDIS_URL."
+        )
+    if "noperm" in text or (isinstance(exc, ResponseError) and "permission" in text):
+        return _Failure(
+            MISSING,
+            f"Redis at {host}:{port} denied a command to this user (ACL): give the user in REDIS_URL access to "
+            "GET, SET, INCR, EVAL and SCAN on keys message_count:*, message_counted:* and rate:*.",
+        )
+    if tls or _looks_tls(text):
+        return _Failure(
+            TLS,
+            f"The TLS handshake with Redis at {host}:{port} failed: rediss:// needs a TLS port (Upstash's is), "
+            "use redis:// for a server without TLS; check REDIS_URL.",
+        )
+    if host.endswith("upstash.io"):
+        return _Failure(
+            TLS,
+            f"Upstash at {host} closed the connection: Upstash speaks TLS only, so REDIS_URL must start with rediss://.",
+        )
+    return _Failure(
+        ERROR,
+        f"Redis at {host}:{port} failed ({type(exc).__name__}: {_short(exc, _url_secrets(url))}): check REDIS_URL.",
+    )
 
 
 def _check_upstash(rest_url: str, token: str, timeout: float) -> CheckResult:
@@ -390,9 +416,12 @@ def _check_upstash(rest_url: str, token: str, timeout: float) -> CheckResult:
         except httpx.HTTPError as exc:
             if _looks_tls(_chain_text(exc)):
                 raise _Failure(
-                    TLS, f"The TLS handshake with Upstash at {host} failed: check that {setting} starts with https://."
+                    TLS,
+                    f"The TLS handshake with Upstash at {host} failed: check that {setting} starts with https://.",
                 ) from None
-            raise _Failure(ERROR, f"Upstash at {host} failed ({type(exc).__name__}): check {setting}.") from None
+            raise _Failure(
+                ERROR, f"Upstash at {host} failed ({type(exc).__name__}): check {setting}."
+            ) from None
         if response.status_code in (401, 403):
             raise _Failure(
                 AUTH,
@@ -401,12 +430,20 @@ def _check_upstash(rest_url: str, token: str, timeout: float) -> CheckResult:
             )
         if response.status_code >= 400:
             raise _Failure(
-                ERROR, f"Upstash answered {response.status_code}: check {setting} and UPSTASH_REDIS_REST_TOKEN."
+                ERROR,
+                f"Upstash answered {response.status_code}: check {setting} and UPSTASH_REDIS_REST_TOKEN.",
             )
     except _Failure as failure:
-        return _failed("counters", f"{setting}, UPSTASH_REDIS_REST_TOKEN", failure.problem, failure.message, target)
+        return _failed(
+            "counters", f"{setting}, UPSTASH_REDIS_REST_TOKEN", failure.problem, failure.message, target
+        )
     return CheckResult(
-        "counters", setting, OK, "Upstash answered PING over its REST API.", target=target, latency_ms=_ms(start)
+        "counters",
+        setting,
+        OK,
+        "Upstash answered PING over its REST API.",
+        target=target,
+        latency_ms=_ms(start),
     )
 
 
@@ -456,31 +493,42 @@ def check_events(settings: Settings, timeout: float = 5.0) -> CheckResult:
     except _Failure as failure:
         return _failed("events", "AMQP_URL", failure.problem, failure.message, target)
     except (pika.exceptions.AMQPError, OSError) as exc:
-        text = _chain_text(exc)
-        if isinstance(exc, pika.exceptions.ProbableAuthenticationError | pika.exceptions.AuthenticationError) or (
-            "access_refused" in text
-        ):
-            problem, message = AUTH, (
-                f"RabbitMQ at {host}:{port} refused the user name or password: check the user and password in AMQP_URL."
-            )
-        elif isinstance(exc, pika.exceptions.ProbableAccessDeniedError) or "not_allowed" in text:
-            problem, message = MISSING, (
-                f"RabbitMQ at {host}:{port} refused the virtual host '{vhost}': it does not exist or the user may not "
-                "use it; check the vhost at the end of AMQP_URL (CloudAMQP's vhost is the user name)."
-            )
-        elif tls or _looks_tls(text):
-            problem, message = TLS, (
-                f"The TLS handshake with RabbitMQ at {host}:{port} failed: amqps:// needs the broker's TLS port "
-                "(5671 on CloudAMQP), amqp:// the plain one (5672); check AMQP_URL."
-            )
-        else:
-            problem, message = ERROR, (
-                f"RabbitMQ at {host}:{port} failed ({type(exc).__name__}: {_short(exc, _url_secrets(url))}): "
-                "check AMQP_URL."
-            )
-        return _failed("events", "AMQP_URL", problem, message, target)
+        found = _classify_amqp(exc, url, host, port, vhost, tls)
+        return _failed("events", "AMQP_URL", found.problem, found.message, target)
     return CheckResult(
-        "events", "AMQP_URL", OK, "RabbitMQ accepted the login and opened a channel.", target=target, latency_ms=_ms(start)
+        "events",
+        "AMQP_URL",
+        OK,
+        "RabbitMQ accepted the login and opened a channel.",
+        target=target,
+        latency_ms=_ms(start),
+    )
+
+
+def _classify_amqp(exc: BaseException, url: str, host: str, port: int, vhost: str, tls: bool) -> _Failure:
+    import pika.exceptions
+
+    text = _chain_text(exc)
+    auth_errors = (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError)
+    if isinstance(exc, auth_errors) or "access_refused" in text:
+        return _Failure(
+            AUTH, f"RabbitMQ at {host}:{port} refused the user name or password: check them in AMQP_URL."
+        )
+    if isinstance(exc, pika.exceptions.ProbableAccessDeniedError) or "not_allowed" in text:
+        return _Failure(
+            MISSING,
+            f"RabbitMQ at {host}:{port} refused the virtual host '{vhost}': it does not exist or the user may not "
+            "use it; check the vhost at the end of AMQP_URL (CloudAMQP's vhost is the user name).",
+        )
+    if tls or _looks_tls(text):
+        return _Failure(
+            TLS,
+            f"The TLS handshake with RabbitMQ at {host}:{port} failed: amqps:// needs the broker's TLS port "
+            "(5671 on CloudAMQP), amqp:// the plain one (5672); check AMQP_URL.",
+        )
+    return _Failure(
+        ERROR,
+        f"RabbitMQ at {host}:{port} failed ({type(exc).__name__}: {_short(exc, _url_secrets(url))}): check AMQP_URL.",
     )
 
 
@@ -521,15 +569,22 @@ def check_model(settings: Settings, timeout: float = 5.0) -> CheckResult:
         message = _short(exc, [key])
         if status in (401, 403) or (status == 400 and "key" in message.lower()):
             return _failed(
-                "model", "GEMINI_API_KEY", AUTH, f"Gemini refused the API key ({status}): set GEMINI_API_KEY to a "
-                "valid key from https://aistudio.google.com/apikey.", target
+                "model",
+                "GEMINI_API_KEY",
+                AUTH,
+                f"Gemini refused the API key ({status}): set GEMINI_API_KEY to a "
+                "valid key from https://aistudio.google.com/apikey.",
+                target,
             )
         if status == 404:
             return _failed("model", "GEMINI_MODEL", MISSING, message, target)
         if _looks_tls(_chain_text(exc)):
             return _failed(
-                "model", setting, TLS, f"The TLS handshake with {host} failed: check {setting} and this host's "
-                "CA certificates.", target
+                "model",
+                setting,
+                TLS,
+                f"The TLS handshake with {host} failed: check {setting} and this host's CA certificates.",
+                target,
             )
         return _failed("model", "GEMINI_API_KEY, GEMINI_MODEL", ERROR, message, target)
     return CheckResult(
@@ -554,7 +609,9 @@ def check_dapr(settings: Settings, timeout: float = 5.0) -> CheckResult:
     start = time.perf_counter()
     try:
         _reach(host, port, "DAPR_HTTP_ENDPOINT", "the Dapr sidecar (daprd)", timeout)
-        response = httpx.get(endpoint.rstrip("/") + "/v1.0/healthz/outbound", timeout=timeout, trust_env=False)
+        response = httpx.get(
+            endpoint.rstrip("/") + "/v1.0/healthz/outbound", timeout=timeout, trust_env=False
+        )
         if response.status_code >= 400:
             raise _Failure(
                 ERROR,
@@ -564,8 +621,12 @@ def check_dapr(settings: Settings, timeout: float = 5.0) -> CheckResult:
     except _Failure as failure:
         return _failed("dapr", "DAPR_HTTP_ENDPOINT", failure.problem, failure.message, endpoint)
     except httpx.HTTPError as exc:
-        return _failed("dapr", "DAPR_HTTP_ENDPOINT", ERROR, f"The Dapr sidecar failed ({type(exc).__name__}).", endpoint)
-    return CheckResult("dapr", "DACA_RUNTIME", OK, "the Dapr sidecar is healthy.", target=endpoint, latency_ms=_ms(start))
+        return _failed(
+            "dapr", "DAPR_HTTP_ENDPOINT", ERROR, f"The Dapr sidecar failed ({type(exc).__name__}).", endpoint
+        )
+    return CheckResult(
+        "dapr", "DACA_RUNTIME", OK, "the Dapr sidecar is healthy.", target=endpoint, latency_ms=_ms(start)
+    )
 
 
 def _failed(backend: str, setting: str, problem: str, message: str, target: str) -> CheckResult:
@@ -585,7 +646,7 @@ def run_checks(settings: Settings, *, timeout: float = 5.0, progress: bool = Fal
         checks.append(("dapr", check_dapr))
     steps: Iterable[tuple[str, Callable[[Settings, float], CheckResult]]] = checks
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         steps = tqdm(checks, desc="checking backends", unit="backend")
     results = []
@@ -593,7 +654,9 @@ def run_checks(settings: Settings, *, timeout: float = 5.0, progress: bool = Fal
         try:
             results.append(check(settings, timeout))
         except Exception as exc:  # noqa: BLE001 - a doctor reports every backend, whatever one of them does
-            results.append(_failed(name, "", ERROR, f"The {name} check itself failed ({type(exc).__name__}).", ""))
+            results.append(
+                _failed(name, "", ERROR, f"The {name} check itself failed ({type(exc).__name__}).", "")
+            )
     return results
 
 
@@ -656,7 +719,7 @@ def outbound_ports(
         chosen += [PortTarget(probe_host, port, STANDARD_PORTS.get(port, ""), "") for port in ports]
     steps: Iterable[PortTarget] = chosen
     if progress and chosen:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         steps = tqdm(chosen, desc="probing outbound ports", unit="port")
     results = []
@@ -704,11 +767,21 @@ def fallbacks(ports: Sequence[PortCheck], settings: Settings | None = None) -> l
                 "the offline reply model and the embedded counters still work."
             )
     if https_closed and upstash_rest and not any("HTTPS" in n for n in notes):
-        notes.append("Upstash REST needs port 443, which is closed from here: use REDIS_URL (rediss://) instead.")
+        notes.append(
+            "Upstash REST needs port 443, which is closed from here: use REDIS_URL (rediss://) instead."
+        )
     return notes
 
 
 # -- report ------------------------------------------------------------------------------------------------
+def describe(result: CheckResult, width: int = 8) -> str:
+    """One line: backend, status, latency, the sentence, and where (never a secret)."""
+    latency = f"{result.latency_ms:7.1f} ms" if result.latency_ms is not None else " " * 10
+    label = result.status.upper() if result.failed else result.status
+    where = f"  [{result.target}]" if result.target else ""
+    return f"{result.backend:<{width}}  {label:<14} {latency}  {result.message}{where}"
+
+
 def format_report(
     results: Sequence[CheckResult],
     ports: Sequence[PortCheck] | None = None,
@@ -717,26 +790,31 @@ def format_report(
     """A plain-text report: one line per backend, then the ports and fallbacks, then a summary line."""
     lines = ["Backends:"]
     width = max((len(r.backend) for r in results), default=8)
-    for r in results:
-        latency = f"{r.latency_ms:7.1f} ms" if r.latency_ms is not None else " " * 10
-        label = r.status.upper() if r.failed else r.status
-        where = f"  [{r.target}]" if r.target else ""
-        lines.append(f"  {r.backend:<{width}}  {label:<14} {latency}  {r.message}{where}")
-    if ports is not None:
-        lines.append("Outbound ports from this host:")
-        if not ports:
-            lines.append("  nothing to probe: no remote service is configured.")
-        for p in ports:
-            state = "open" if p.open else f"CLOSED ({p.detail})"
-            latency = f" {p.latency_ms:.1f} ms" if p.latency_ms is not None else ""
-            about = ", ".join(x for x in (p.service, p.setting) if x)
-            lines.append(f"  {p.host}:{p.port:<6} {state}{latency}" + (f"  ({about})" if about else ""))
+    lines += ["  " + describe(r, width) for r in results]
+    if ports is not None or notes:
+        lines += format_ports(ports or [], notes).splitlines()
+    counts = {
+        status: sum(1 for r in results if r.status == status)
+        for status in (OK, EMBEDDED, NOT_CONFIGURED, FAILED)
+    }
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+    lines.append(("FAILED: " if counts[FAILED] else "All good: ") + (summary or "nothing checked"))
+    return "\n".join(lines)
+
+
+def format_ports(ports: Sequence[PortCheck], notes: Sequence[str] | None = None) -> str:
+    """The outbound port lines of the report, and the fallbacks that apply."""
+    lines = ["Outbound ports from this host:"]
+    if not ports:
+        lines.append("  nothing to probe: no remote service is configured.")
+    for p in ports:
+        state = "open" if p.open else f"CLOSED ({p.detail})"
+        latency = f" {p.latency_ms:.1f} ms" if p.latency_ms is not None else ""
+        about = ", ".join(x for x in (p.service, p.setting) if x)
+        lines.append(f"  {p.host}:{p.port:<6} {state}{latency}" + (f"  ({about})" if about else ""))
     if notes:
         lines.append("Fallbacks:")
         lines += [f"  - {note}" for note in notes]
-    counts = {status: sum(1 for r in results if r.status == status) for status in (OK, EMBEDDED, NOT_CONFIGURED, FAILED)}
-    summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
-    lines.append(("FAILED: " if counts[FAILED] else "All good: ") + (summary or "nothing checked"))
     return "\n".join(lines)
 
 

@@ -15,7 +15,6 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
@@ -43,24 +42,37 @@ def is_secret(name: str) -> bool:
     return name in SECRET_NAMES or any(word in name.upper() for word in _SECRET_WORDS)
 
 
+def url_password(url: str) -> str | None:
+    """The password in a URL's user info, found even when it holds characters that should have been
+    percent-encoded (`#`, `?`, `/`), which a strict URL parser would take for the URL's next part."""
+    _scheme, sep, rest = url.partition("://")
+    userinfo, at, _after = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return None
+    return userinfo.split(":", 1)[1]
+
+
 def mask_url(url: str) -> str:
-    """The URL with its password (and any secret-looking query value) replaced by `***`."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<set, not a valid URL>"
-    netloc = parts.netloc
-    if parts.password is not None:
-        userinfo, _, hostport = netloc.rpartition("@")
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:***@{hostport}"
-    pairs = []
-    for pair in parts.query.split("&"):
-        key = pair.split("=", 1)[0]
-        if pair:
-            pairs.append(f"{key}=***" if is_secret(key) else pair)
-    query = "&".join(pairs)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    """The URL with its password (and any secret-looking query value) replaced by `***`.
+
+    The user info ends at the URL's last `@`, so a password with unencoded special characters is still
+    masked whole (at worst, more than the password is masked).
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "<set, not a URL>"
+    userinfo, at, after = rest.rpartition("@")
+    if at and ":" in userinfo:
+        rest = f"{userinfo.split(':', 1)[0]}:***@{after}"
+    head, question, query = rest.partition("?")
+    if question:
+        pairs = []
+        for pair in query.split("&"):
+            key = pair.split("=", 1)[0]
+            if pair:
+                pairs.append(f"{key}=***" if is_secret(key) else pair)
+        rest = head + "?" + "&".join(pairs)
+    return f"{scheme}://{rest}"
 
 
 def mask(name: str, value: str | SecretStr | None) -> str:
@@ -105,6 +117,18 @@ def settings_env(settings: Settings, *, include_defaults: bool = False) -> dict[
     return values
 
 
+def generate_missing(
+    values: dict[str, str], names: tuple[str, ...] = ("DACA_ADMIN_TOKEN", "DACA_REVIEWER_PASSWORD")
+) -> list[str]:
+    """Fills each of `names` that has no value with a new random secret (in place); returns those names."""
+    import secrets
+
+    filled = [name for name in names if not values.get(name)]
+    for name in filled:
+        values[name] = secrets.token_urlsafe(24)
+    return filled
+
+
 def _quote(value: str) -> str:
     if _PLAIN.match(value):
         return value
@@ -112,7 +136,9 @@ def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def write_env(path: str | os.PathLike[str], values: Mapping[str, str | SecretStr | None], *, merge: bool = True) -> Path:
+def write_env(
+    path: str | os.PathLike[str], values: Mapping[str, str | SecretStr | None], *, merge: bool = True
+) -> Path:
     """Writes `values` to the `.env` file at `path` (mode 0600).
 
     With `merge`, lines already in the file are kept and a name given here replaces its old line; a value

@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from daca_kit.client import KitClient
 from daca_kit.errors import DacaError
 
 # Optional services: off ("") unless the caller names them.
@@ -82,6 +83,7 @@ class LocalApp:
         port: int | None = None,
         with_ui: bool = False,
         startup_timeout: float = 60.0,
+        progress: bool = False,
     ) -> None:
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="daca-app-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -89,6 +91,7 @@ class LocalApp:
         self.port = port or free_port()
         self.with_ui = with_ui
         self.startup_timeout = startup_timeout
+        self.progress = progress
         given = {k: v for k, v in (settings or {}).items() if v is not None}
         self.env: dict[str, str] = {name: "" for name in OPTIONAL}
         self.env["DATABASE_URL"] = f"sqlite:///{self.workdir / 'daca.db'}"
@@ -129,7 +132,11 @@ class LocalApp:
         except OSError:
             return ""
         for name, value in self.env.items():
-            if value and len(value) >= 4 and (name in ("DACA_REVIEWER_PASSWORD", "DACA_ADMIN_TOKEN") or "KEY" in name):
+            if (
+                value
+                and len(value) >= 4
+                and (name in ("DACA_REVIEWER_PASSWORD", "DACA_ADMIN_TOKEN") or "KEY" in name)
+            ):
                 text = text.replace(value, "***")
         return "\n".join(text.splitlines()[-lines:])
 
@@ -141,7 +148,16 @@ class LocalApp:
         child_env = {k: v for k, v in os.environ.items() if k not in CONTROLLED and k not in _PROXIES}
         child_env.update(self.env)
         child_env["PYTHONUNBUFFERED"] = "1"
-        command = [sys.executable, "-m", "daca_kit.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        command = [
+            sys.executable,
+            "-m",
+            "daca_kit.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
         if not self.with_ui:
             command.append("--api-only")
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
@@ -162,11 +178,28 @@ class LocalApp:
         return self
 
     def wait_healthy(self, timeout: float) -> dict[str, Any]:
-        """Waits until GET /health answers 200 and returns its body."""
-        deadline = time.monotonic() + timeout
+        """Waits until GET /health answers 200 and returns its body (with a progress bar when asked)."""
+        start = time.monotonic()
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            # Plain tqdm: it needs no widgets in a notebook, and redraws at most twice a second.
+            bar = tqdm(
+                total=round(timeout), desc="starting the app", bar_format="{desc}: {n:.0f} s", mininterval=0.5
+            )
+        try:
+            return self._poll_health(start, timeout, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _poll_health(self, start: float, timeout: float, bar: Any) -> dict[str, Any]:
         last = "no answer yet"
         with httpx.Client(base_url=self.base_url, trust_env=False, timeout=5.0) as client:
-            while time.monotonic() < deadline:
+            while time.monotonic() < start + timeout:
+                if bar is not None:
+                    bar.update(time.monotonic() - start - bar.n)
                 if self.proc is not None and self.proc.poll() is not None:
                     raise AppStartError(
                         f"The app exited with code {self.proc.returncode} before answering /health. "
@@ -175,6 +208,9 @@ class LocalApp:
                 try:
                     response = client.get("/health")
                     if response.status_code == 200:
+                        if bar is not None:
+                            bar.set_description_str("the app answered /health after", refresh=False)
+                            bar.update(time.monotonic() - start - bar.n)
                         return dict(response.json())
                     last = f"HTTP {response.status_code}"
                 except httpx.HTTPError as exc:
@@ -204,3 +240,38 @@ class LocalApp:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+def open_app(
+    base_url: str = "",
+    *,
+    reviewer_password: str = "",
+    admin_token: str = "",
+    settings: Mapping[str, str | None] | None = None,
+    progress: bool = True,
+) -> tuple[KitClient, LocalApp | None]:
+    """A client on the app at `base_url`; with no `base_url`, on a LocalApp started with `settings`.
+
+    Credentials not given are the started app's generated ones (for a remote app they stay unset, and
+    the admin and reviewer checks will say so). Returns (client, the started app or None).
+    """
+    app = None
+    if not base_url:
+        chosen = dict(settings or {})
+        if reviewer_password:
+            chosen["DACA_REVIEWER_PASSWORD"] = reviewer_password
+        if admin_token:
+            chosen["DACA_ADMIN_TOKEN"] = admin_token
+        app = LocalApp(chosen, progress=progress).start()
+        base_url, reviewer_password, admin_token = app.base_url, app.reviewer_password, app.admin_token
+    client = KitClient(base_url, reviewer_password=reviewer_password or None, admin_token=admin_token or None)
+    if app is None:
+        try:
+            client.health()
+        except httpx.HTTPError as exc:
+            client.close()
+            raise AppStartError(
+                f"No app answers at {base_url} ({type(exc).__name__}): check BASE_URL, and that the Space is "
+                "running (its page shows the state; opening it wakes a sleeping Space)."
+            ) from None
+    return client, app

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from daca_kit.bootstrap import bootstrap
-from daca_kit.kit import Kit
 from daca_kit.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from daca_kit.kit import Kit
 
 # Settings whose empty value means "off": passed as None so the environment cannot turn them on.
 OPTIONAL = frozenset(
@@ -33,14 +34,31 @@ OPTIONAL = frozenset(
 )
 
 
-def settings_from(*, env_file: str | Path | None = None, **parameters: Any) -> Settings:
-    """Settings from notebook parameters (DESIGN.md's names; "" or None: the embedded default).
+def env_path(name: str | Path = "") -> Path:
+    """The `.env` file a notebook reads and writes: `name`, or the project's `.env` when empty.
 
-    Names not given, and empty non-optional ones (GEMINI_MODEL, ...), come from the environment and,
-    with `env_file`, from that `.env` file.
+    A relative `name` is taken from the project's folder (where `python app.py` reads it), not from the
+    notebook's, so notebooks 01, 02 and 03 meet the same file.
+    """
+    from daca_kit.space import project_root
+
+    path = Path(name) if name else Path(".env")
+    return path if path.is_absolute() else project_root() / path
+
+
+def settings_from(
+    *, env_file: str | Path | None = None, inherit_blank: bool = False, **parameters: Any
+) -> Settings:
+    """Settings from notebook parameters (DESIGN.md's names).
+
+    An empty parameter means the embedded default (a fresh SQLite file for DATABASE_URL), whatever the
+    environment says; with `inherit_blank` it means "as the environment or `env_file` says" instead.
+    Names not given come from the environment and, with `env_file`, from that `.env` file.
     """
     overrides: dict[str, Any] = {"_env_file": str(env_file) if env_file else None}
     for name, value in parameters.items():
+        if inherit_blank and value in ("", None):
+            continue
         if name in ("DATABASE_URL", "DB_CONNECTION") and not value:
             folder = Path(tempfile.mkdtemp(prefix="daca-notebook-"))
             overrides["DATABASE_URL"] = f"sqlite:///{folder / 'daca.db'}"
@@ -54,6 +72,8 @@ def settings_from(*, env_file: str | Path | None = None, **parameters: Any) -> S
 def start_kit(settings: Settings, *, ready_timeout: float = 15.0) -> Kit:
     """Builds and starts the kit in this process; waits until the event consumers are subscribed, so the
     first events are not published before anyone listens."""
+    from daca_kit.bootstrap import bootstrap  # imported here: notebooks 01 and 02 do not need the adapters
+
     kit = bootstrap(settings).start()
     wait_ready = getattr(kit.bus, "wait_ready", None)
     if callable(wait_ready):

@@ -94,7 +94,9 @@ def gradio_version(project: Path | None = None) -> str:
 
 
 # -- the folder ----------------------------------------------------------------------------------------------
-def front_matter(sdk: str = "gradio", *, title: str = "DACA prototype", sdk_version: str | None = None) -> dict[str, Any]:
+def front_matter(
+    sdk: str = "gradio", *, title: str = "DACA prototype", sdk_version: str | None = None
+) -> dict[str, Any]:
     """The README's YAML front matter that configures the Space."""
     if sdk not in SDKS:
         raise ValueError(f"sdk must be one of {', '.join(SDKS)}, not '{sdk}'")
@@ -217,7 +219,13 @@ def check_space(path: str | Path) -> list[str]:
     sdk = data.get("sdk")
     if sdk not in SDKS:
         problems.append(f"README.md's front matter must say sdk: gradio or sdk: docker (it says {sdk!r}).")
-    for name in ("app.py", "requirements.txt", "daca_kit/__init__.py", "daca_kit/server.py", "daca_kit/api.py"):
+    for name in (
+        "app.py",
+        "requirements.txt",
+        "daca_kit/__init__.py",
+        "daca_kit/server.py",
+        "daca_kit/api.py",
+    ):
         if not (folder / name).exists():
             problems.append(f"{name} is missing.")
     if sdk == "gradio":
@@ -229,7 +237,11 @@ def check_space(path: str | Path) -> list[str]:
             problems.append(f"app_file {app_file!r} does not name a file in the folder.")
         if str(data.get("python_version", "")) != PYTHON_VERSION:
             problems.append(f"python_version should be {PYTHON_VERSION}, the version the kit is tested on.")
-        requirements = (folder / "requirements.txt").read_text(encoding="utf-8") if (folder / "requirements.txt").exists() else ""
+        requirements = (
+            (folder / "requirements.txt").read_text(encoding="utf-8")
+            if (folder / "requirements.txt").exists()
+            else ""
+        )
         if version and f"gradio=={version}" not in requirements.splitlines():
             problems.append(f"requirements.txt should pin gradio=={version}, the Space's sdk_version.")
     if sdk == "docker":
@@ -272,7 +284,9 @@ def _ship_root_cert(database_url: str, folder: Path | None, notes: list[str]) ->
 
 def space_settings(settings: Settings | Mapping[str, str], folder: str | Path | None = None) -> SpaceSettings:
     """Splits the kit's settings into Space secrets and variables (only those that differ from the defaults)."""
-    values = settings_env(settings) if isinstance(settings, Settings) else {k: v for k, v in settings.items() if v}
+    values = (
+        settings_env(settings) if isinstance(settings, Settings) else {k: v for k, v in settings.items() if v}
+    )
     secrets: dict[str, str] = {}
     variables: dict[str, str] = {}
     notes: list[str] = []
@@ -291,9 +305,13 @@ def space_settings(settings: Settings | Mapping[str, str], folder: str | Path | 
             "across restarts; set it to CockroachDB or Postgres."
         )
     if "DACA_ADMIN_TOKEN" not in secrets:
-        notes.append("DACA_ADMIN_TOKEN is not set: the nightly reset and analytics initialisation will be refused.")
+        notes.append(
+            "DACA_ADMIN_TOKEN is not set: the nightly reset and analytics initialisation will be refused."
+        )
     if "DACA_REVIEWER_PASSWORD" not in secrets:
-        notes.append("DACA_REVIEWER_PASSWORD is not set: the Space makes up a password at each start (see its log).")
+        notes.append(
+            "DACA_REVIEWER_PASSWORD is not set: the Space makes up a password at each start (see its log)."
+        )
     return SpaceSettings(secrets=secrets, variables=variables, notes=notes)
 
 
@@ -316,7 +334,10 @@ class DeployPlan:
     def describe(self) -> str:
         lines = []
         for number, (call, kwargs) in enumerate(self.steps, 1):
-            shown = {k: (mask(kwargs["key"], v) if k == "value" and call == "add_space_secret" else v) for k, v in kwargs.items()}
+            shown = {
+                k: (mask(kwargs["key"], v) if k == "value" and call == "add_space_secret" else v)
+                for k, v in kwargs.items()
+            }
             args = ", ".join(f"{k}={v!r}" for k, v in shown.items())
             lines.append(f"{number:>2}. HfApi.{call}({args})")
         return "\n".join(lines)
@@ -325,11 +346,22 @@ class DeployPlan:
 IGNORE_UPLOAD = ["**/__pycache__/**", "*.pyc", ".env", ".env.*"]
 
 
-def deploy_plan(folder: SpaceFolder, repo_id: str, secrets: SpaceSettings, *, private: bool = False) -> DeployPlan:
+def deploy_plan(
+    folder: SpaceFolder, repo_id: str, secrets: SpaceSettings, *, private: bool = False
+) -> DeployPlan:
     """Create the Space (or keep it), set its secrets and variables before the upload starts its build, upload."""
     space_url(repo_id)  # validates the id
     steps: list[tuple[str, dict[str, Any]]] = [
-        ("create_repo", {"repo_id": repo_id, "repo_type": "space", "space_sdk": folder.sdk, "private": private, "exist_ok": True})
+        (
+            "create_repo",
+            {
+                "repo_id": repo_id,
+                "repo_type": "space",
+                "space_sdk": folder.sdk,
+                "private": private,
+                "exist_ok": True,
+            },
+        )
     ]
     for key, value in secrets.secrets.items():
         steps.append(("add_space_secret", {"repo_id": repo_id, "key": key, "value": value}))
@@ -347,20 +379,24 @@ def deploy_plan(folder: SpaceFolder, repo_id: str, secrets: SpaceSettings, *, pr
             },
         )
     )
-    return DeployPlan(repo_id=repo_id, sdk=folder.sdk, folder=folder.path, secrets=secrets, private=private, steps=steps)
+    return DeployPlan(
+        repo_id=repo_id, sdk=folder.sdk, folder=folder.path, secrets=secrets, private=private, steps=steps
+    )
 
 
 def run_plan(plan: DeployPlan, token: str, *, api: Any = None, progress: bool = False) -> str:
     """Makes the plan's calls with `token` and returns the Space's URL."""
     if not token:
-        raise ValueError("HF_TOKEN is empty: create a token with write access at https://huggingface.co/settings/tokens")
+        raise ValueError(
+            "HF_TOKEN is empty: create a token with write access at https://huggingface.co/settings/tokens"
+        )
     if api is None:
         from huggingface_hub import HfApi
 
         api = HfApi(token=token)
     steps: Any = plan.steps
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         steps = tqdm(plan.steps, desc="deploying the Space", unit="call")
     for call, kwargs in steps:
@@ -384,15 +420,55 @@ def upload_space(
     data = read_front_matter(path / "README.md")
     chosen = sdk or str(data.get("sdk", "gradio"))
     built = SpaceFolder(path=path, sdk=chosen, front_matter=data)
-    plan = deploy_plan(built, repo_id, SpaceSettings(dict(secrets or {}), dict(variables or {})), private=private)
+    plan = deploy_plan(
+        built, repo_id, SpaceSettings(dict(secrets or {}), dict(variables or {})), private=private
+    )
     return run_plan(plan, token, api=api)
+
+
+RUNNING_STAGES = ("RUNNING",)
+FAILED_STAGES = ("BUILD_ERROR", "RUNTIME_ERROR", "CONFIG_ERROR", "NO_APP_FILE", "PAUSED", "STOPPED")
+
+
+def wait_running(
+    repo_id: str, token: str, *, timeout: float = 1200.0, api: Any = None, interval: float = 10.0
+) -> str:
+    """Waits (with a progress bar) until the Space's build finished and it runs; returns its last stage."""
+    import time
+
+    from tqdm import tqdm
+
+    if api is None:
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+    start = time.monotonic()
+    stage = "?"
+    with tqdm(total=round(timeout), desc="waiting for the Space", bar_format="{desc}: {n:.0f} s") as bar:
+        while time.monotonic() - start < timeout:
+            stage = str(api.get_space_runtime(repo_id).stage)
+            bar.set_description(f"Space stage {stage}")
+            bar.update(time.monotonic() - start - bar.n)
+            if stage in RUNNING_STAGES:
+                return stage
+            if stage in FAILED_STAGES:
+                raise RuntimeError(
+                    f"The Space stopped at stage {stage}: read its build and container logs on the Space page."
+                )
+            time.sleep(interval)
+    raise TimeoutError(
+        f"The Space was still at stage {stage} after {timeout:g} s: check its logs on the Space page."
+    )
 
 
 def check_token(token: str | None) -> CheckResult:
     """A doctor-style check of HF_TOKEN: who it belongs to and whether it may write (one call)."""
     if not token:
         return CheckResult(
-            "hugging face", "HF_TOKEN", NOT_CONFIGURED, "not configured: notebook 02 then only builds the Space folder."
+            "hugging face",
+            "HF_TOKEN",
+            NOT_CONFIGURED,
+            "not configured: notebook 02 then only builds the Space folder.",
         )
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
@@ -402,11 +478,25 @@ def check_token(token: str | None) -> CheckResult:
     except HfHubHTTPError as exc:
         status = getattr(getattr(exc, "response", None), "status_code", None)
         if status in (401, 403):
-            return CheckResult("hugging face", "HF_TOKEN", FAILED, "Hugging Face refused HF_TOKEN: create a new token with write access.", problem=AUTH)
-        return CheckResult("hugging face", "HF_TOKEN", FAILED, f"Hugging Face answered {status}: try again.", problem=ERROR)
+            return CheckResult(
+                "hugging face",
+                "HF_TOKEN",
+                FAILED,
+                "Hugging Face refused HF_TOKEN: create a new token with write access.",
+                problem=AUTH,
+            )
+        return CheckResult(
+            "hugging face", "HF_TOKEN", FAILED, f"Hugging Face answered {status}: try again.", problem=ERROR
+        )
     role = ((who.get("auth") or {}).get("accessToken") or {}).get("role", "")
     if role == "read":
         return CheckResult(
-            "hugging face", "HF_TOKEN", FAILED, "HF_TOKEN may only read: create a token with write access.", problem=MISSING
+            "hugging face",
+            "HF_TOKEN",
+            FAILED,
+            "HF_TOKEN may only read: create a token with write access.",
+            problem=MISSING,
         )
-    return CheckResult("hugging face", "HF_TOKEN", OK, f"HF_TOKEN belongs to '{who.get('name')}' ({role or 'token'}).")
+    return CheckResult(
+        "hugging face", "HF_TOKEN", OK, f"HF_TOKEN belongs to '{who.get('name')}' ({role or 'token'})."
+    )

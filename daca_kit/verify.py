@@ -71,6 +71,40 @@ def stored_count(
     return None
 
 
+def usage_table(report: dict[str, Any]) -> str:
+    """GET /usage as a fixed-width table: use so far, per turn, daily free quota, turns a day it allows."""
+    lines = [
+        f"{'service':<9} {'backend':<28} {'used':>9} {'per turn':>9} {'quota/day':>11} {'% used':>7} {'turns/day':>10}"
+    ]
+    for r in report.get("services", []):
+        quota = f"{r['quota_per_day']:,}" if r["quota_per_day"] is not None else "-"
+        percent = f"{r['percent_of_daily_quota']:g}" if r["percent_of_daily_quota"] is not None else "-"
+        turns = f"{r['turns_per_day']:,}" if r["turns_per_day"] is not None else "-"
+        lines.append(
+            f"{r['service']:<9} {str(r['backend'])[:28]:<28} {r['used']:>9g} {r['per_turn']:>9g} {quota:>11} "
+            f"{percent:>7} {turns:>10}"
+        )
+    lines.append(str(report.get("note", "")))
+    return "\n".join(lines)
+
+
+def probe_rate_limit(client: Any, user_id: str, most: int) -> tuple[int, Any]:
+    """Sends short messages as `user_id` until the app answers 429 or `most` were sent.
+
+    Returns (messages answered 200, the 429 response or None). Each accepted message is a real turn.
+    """
+    accepted = 0
+    for number in range(1, most + 1):
+        response = client.chat(user_id, f"rate limit probe {number}", wait=0)
+        if response.status_code == 429:
+            return accepted, response
+        if response.status_code in (200, 202):
+            accepted += 1
+        else:
+            raise AssertionError(f"POST /chat/ answered {response.status_code}: {response.text[:200]}")
+    return accepted, None
+
+
 def quota_alerts(report: dict[str, Any], threshold: float = 80.0) -> list[str]:
     """One sentence per metered service that used `threshold` percent or more of its daily free quota."""
     alerts = []
@@ -103,7 +137,9 @@ def plot_usage(report: dict[str, Any]) -> Any:
     ax.set_xlabel("percent of the daily free quota used")
     limit = report.get("sustainable_turns_per_day")
     ax.set_title(
-        f"Free tiers allow about {limit:,} chat turns a day" if limit else "All parts embedded: no free-tier quota applies"
+        f"Free tiers allow about {limit:,} chat turns a day"
+        if limit
+        else "All parts embedded: no free-tier quota applies"
     )
     ax.invert_yaxis()
     fig.tight_layout()
