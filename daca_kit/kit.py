@@ -30,6 +30,7 @@ from daca_kit.workflow import MESSAGES_TOPIC, REVIEW_EVENT, WORKFLOW_NAME
 log = logging.getLogger(__name__)
 
 USER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+INSTANCE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 MAX_TEXT = 4000
 
 
@@ -137,6 +138,7 @@ class Kit:
             raise InputError("text must not be empty.")
         if len(text) > MAX_TEXT:
             raise InputError(f"text is {len(text)} characters long; the limit is {MAX_TEXT}.")
+        check_storable("text", text)
         return user_id, text
 
     def submit(
@@ -182,6 +184,8 @@ class Kit:
         return result
 
     def turn(self, instance_id: str) -> TurnResult | None:
+        if not isinstance(instance_id, str) or not INSTANCE_ID.match(instance_id):
+            return None
         state = self.runtime.get(instance_id)
         return self._result(state) if state else None
 
@@ -235,7 +239,7 @@ class Kit:
         return [_public_review(r) for r in self.store.decided_reviews(limit)]
 
     def review(self, instance_id: str) -> dict[str, Any]:
-        row = self.store.get_review(instance_id)
+        row = self.store.get_review(known_id(instance_id))
         if row is None:
             raise NotFound(f"No review with id '{instance_id}'.")
         return _public_review(row)
@@ -250,6 +254,10 @@ class Kit:
         reviewer: str = "reviewer",
     ) -> dict[str, Any]:
         """Decides a pending review once and resumes its turn. Raises NotFound or AlreadyDecided."""
+        known_id(instance_id)
+        for name, value in (("reply", reply), ("reason", reason)):
+            if value is not None:
+                check_storable(name, value)
         if reply is not None and len(reply) > MAX_TEXT:
             raise InputError(f"reply is {len(reply)} characters long; the limit is {MAX_TEXT}.")
         if reason is not None and len(reason) > 1000:
@@ -367,6 +375,23 @@ class Kit:
         from daca_kit.usage import usage_report
 
         return usage_report(self)
+
+
+def check_storable(name: str, text: str) -> None:
+    """Refuses text that no database can store: NUL characters (Postgres) and lone surrogates (UTF-8)."""
+    if "\x00" in text:
+        raise InputError(f"{name} must not contain NUL characters.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"{name} is not valid Unicode text (it holds a lone surrogate).") from None
+
+
+def known_id(instance_id: str) -> str:
+    """An instance id as the kit makes them, or NotFound (odd ids never reach the database)."""
+    if not isinstance(instance_id, str) or not INSTANCE_ID.match(instance_id):
+        raise NotFound(f"No chat turn or review with id '{str(instance_id)[:80]}'.")
+    return instance_id
 
 
 def _public_review(row: dict[str, Any]) -> dict[str, Any]:

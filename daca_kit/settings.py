@@ -60,9 +60,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
+    # Not a SecretStr (SQLAlchemy needs the string), but kept out of reprs: it may hold a password.
     database_url: str = Field(
         "sqlite:///data/daca.db",
         validation_alias=AliasChoices("DATABASE_URL", "DB_CONNECTION", "database_url"),
+        repr=False,
     )
     redis_url: SecretStr | None = Field(None, validation_alias=AliasChoices("REDIS_URL", "redis_url"))
     upstash_redis_rest_url: str | None = Field(
