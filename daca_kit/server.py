@@ -55,17 +55,22 @@ def serve(settings: Settings, *, with_ui: bool = True, log_level: str = "info") 
 
     deferred = settings.runtime == "dapr"
 
-    @asynccontextmanager
-    async def lifespan(_app: Any) -> AsyncIterator[None]:
-        if deferred:
-            threading.Thread(target=_start_runtime_when_listening, args=(kit, settings.port), daemon=True).start()
-        yield
-        kit.close()
-
     kit.start(defer_runtime=deferred)
     for warning in kit.warnings():
         log.warning("%s", warning)
     app = build_app(kit, auth=auth, with_ui=with_ui)
+    inner = app.router.lifespan_context  # gr.mount_gradio_app's own: it starts the Gradio queue
+
+    @asynccontextmanager
+    async def lifespan(app_: Any) -> AsyncIterator[Any]:
+        async with inner(app_) as state:
+            if deferred:
+                threading.Thread(
+                    target=_start_runtime_when_listening, args=(kit, settings.port), daemon=True
+                ).start()
+            yield state
+        kit.close()
+
     app.router.lifespan_context = lifespan
     shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     print(
@@ -73,7 +78,14 @@ def serve(settings: Settings, *, with_ui: bool = True, log_level: str = "info") 
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level, access_log=False)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
 
 
 def _start_runtime_when_listening(kit: Kit, port: int, timeout: float = 30.0) -> None:

@@ -11,6 +11,7 @@ logging in is refused (they are also left out of the API docs). No secret settin
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import threading
@@ -86,9 +87,9 @@ def backend_kind(label: str | None) -> str:
     """A public description of a backend label, without host names."""
     if not label:
         return "unknown"
+    if label.startswith("gemini:"):
+        return f"Google Gemini ({label.split(':', 1)[1]})"  # the model name is a setting, not a secret
     scheme = label.split("://", 1)[0].split(":", 1)[0].strip().lower()
-    if scheme.startswith("gemini"):
-        return "Google Gemini"
     return KINDS.get(scheme, scheme or "unknown")
 
 
@@ -124,15 +125,22 @@ class TurnWatch:
         watch = TurnWatch(kit); watch.track(instance_id); result = watch.check(instance_id)
 
     `check` reads the turn only once the runtime said it ended, or every `fallback` seconds (a decision
-    taken by another process is not announced here), so UI timers mostly read memory. `generation`
-    grows with every change, which tells the Review tab when to re-read its lists.
+    taken by another process is not announced here), so UI timers mostly read memory; a runtime without
+    change notices is read every `poll` seconds. `generation` grows with every change, which tells the
+    Review tab when to re-read its lists.
     """
 
     def __init__(
-        self, kit: Kit, *, fallback: float = 30.0, clock: Callable[[], float] = time.monotonic
+        self,
+        kit: Kit,
+        *,
+        fallback: float = 30.0,
+        poll: float = 3.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kit = kit
         self.fallback = fallback
+        self.poll = poll
         self.clock = clock
         self.generation = 0
         self._ended: OrderedDict[str, None] = OrderedDict()
@@ -163,7 +171,8 @@ class TurnWatch:
         with self._lock:
             ended = instance_id in self._ended
             last = self._read_at.get(instance_id)
-            if not ended and self.pushed and last is not None and now - last < self.fallback:
+            interval = self.fallback if self.pushed else self.poll
+            if not ended and last is not None and now - last < interval:
                 return False, None
             self._read_at[instance_id] = now
         result = self.kit.turn(instance_id)
@@ -204,14 +213,16 @@ class ReviewerSessions:
         now = self.clock()
         with self._lock:
             recent = self._failures.get(host)
+            if recent is None:
+                return False
             while recent and now - recent[0] > self.window:
                 recent.popleft()
-            return bool(recent) and len(recent) >= self.max_failures
+            return len(recent) >= self.max_failures
 
     def login(self, password: str, host: str) -> str | None:
         if self.blocked(host):
             return None
-        if not self.auth.check_reviewer(REVIEWER, password or ""):
+        if not self.auth.check_reviewer(REVIEWER, str(password or "")):
             with self._lock:
                 self._failures.setdefault(host, deque()).append(self.clock())
                 if len(self._failures) > 10_000:
@@ -234,6 +245,24 @@ class ReviewerSessions:
     def logout(self, token: Any) -> None:
         with self._lock:
             self._tokens.pop(token, None)
+
+
+def readable_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turns the kit's errors into the sentence they carry, and anything else into a generic one (logged)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except DacaError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        except Exception:  # noqa: BLE001 - the page gets a sentence; the log gets the traceback
+            log.exception("%s failed", fn.__name__)
+            raise gr.Error(UNEXPECTED, print_exception=False) from None
+
+    return wrapper
 
 
 def _client_host(request: gr.Request | None) -> str:
@@ -261,13 +290,10 @@ def turn_messages(turn: dict[str, Any]) -> list[dict[str, Any]]:
             "metadata": {"title": WRITING_TITLE, "status": "pending"},
         }
     elif status == "pending_review":
-        reply = {
-            "role": "assistant",
-            "content": WAITING_TEXT,
-            "metadata": {"title": WAITING_TITLE, "status": "pending"},
-        }
+        # Plain text rather than a collapsible "thought": the explanation must stay in view.
+        reply = {"role": "assistant", "content": f"**{WAITING_TITLE}.** {WAITING_TEXT}"}
     elif status == "error":
-        reply = {"role": "assistant", "content": f"⚠️ Not answered: {turn['reply']}"}
+        reply = {"role": "assistant", "content": f"Not answered: {turn['reply']}"}
     else:
         reply = {"role": "assistant", "content": turn["reply"] or ""}
     return [user, reply]
@@ -285,7 +311,7 @@ def waiting_line(session: dict[str, Any]) -> str:
     if not waiting:
         return ""
     noun = "message is" if waiting == 1 else "messages are"
-    return f"⏳ {waiting} {noun} waiting for a human reviewer. The reply appears here by itself, no need to reload."
+    return f"**{waiting} {noun} waiting for a human reviewer.** The reply appears here by itself, no need to reload."
 
 
 def new_guest_id() -> str:
@@ -328,6 +354,11 @@ class _Ui:
         if result.status == "completed" and result.message_count is not None:
             session["expected_count"] = result.message_count + 1
             session["count_checks"] = 3
+
+    @staticmethod
+    def _stored_user(browser: Any) -> str | None:
+        stored = browser.get("user_id") if isinstance(browser, dict) else None
+        return stored if isinstance(stored, str) and stored else None
 
     def _fresh_session(self, user_id: str) -> dict[str, Any]:
         """A session for `user_id` with its stored history (raises InputError for a bad id)."""
@@ -391,9 +422,11 @@ class _Ui:
         )
 
     # -- chat: handlers -----------------------------------------------------------------------
-    def chat_load(self, browser: Any) -> tuple[Any, ...]:
-        stored = browser.get("user_id") if isinstance(browser, dict) else None
-        user_id = stored if isinstance(stored, str) and stored else new_guest_id()
+    @readable_errors
+    def chat_load(self, browser: Any, session: dict[str, Any] | None) -> tuple[Any, ...]:
+        if session and session.get("user_id"):
+            return tuple(gr.skip() for _ in range(7))  # a message was sent before the page finished loading
+        user_id = self._stored_user(browser) or new_guest_id()
         try:
             session = self._fresh_session(user_id)
         except InputError:
@@ -403,7 +436,7 @@ class _Ui:
             return (
                 user_id,
                 [],
-                f"⚠️ {exc}",
+                f"**Not available:** {exc}",
                 "",
                 {"user_id": user_id, "history": [], "turns": [], "count_checks": 0},
                 browser,
@@ -412,6 +445,7 @@ class _Ui:
         self._restore(session, browser)
         return (user_id, *self._chat_outputs(session, browser))
 
+    @readable_errors
     def chat_switch(self, user_id: str, session: dict[str, Any] | None, browser: Any) -> tuple[Any, ...]:
         user_id = (user_id or "").strip()
         if session and session.get("user_id") == user_id:
@@ -432,7 +466,13 @@ class _Ui:
         self, user_id: str, message: str, session: dict[str, Any] | None, browser: Any
     ) -> Iterator[tuple[Any, ...]]:
         """Sends one message; yields the chat with a progress bubble first, then the outcome."""
-        user_id = (user_id or "").strip()
+        # An empty id box means the page is still loading: use the id it is about to show.
+        user_id = (
+            (user_id or "").strip()
+            or (session or {}).get("user_id")
+            or self._stored_user(browser)
+            or new_guest_id()
+        )
         message = message or ""
         try:
             Kit.validate(user_id, message)
@@ -441,11 +481,20 @@ class _Ui:
                 self._restore(session, browser)
         except DacaError as exc:
             gr.Warning(str(exc))
-            yield (gr.skip(), message, f"⚠️ {exc}", gr.skip(), gr.skip(), gr.skip(), gr.skip())
+            yield (gr.skip(), gr.skip(), message, f"**Not sent:** {exc}", *(gr.skip() for _ in range(4)))
             return
         turn = {"id": "", "message": message, "status": "running", "reply": None}
         session["turns"].append(turn)
-        yield (chat_messages(session), "", "✍️ Writing a reply…", gr.skip(), session, gr.skip(), gr.skip())
+        yield (
+            user_id,
+            chat_messages(session),
+            "",
+            "Writing a reply…",
+            gr.skip(),
+            session,
+            gr.skip(),
+            gr.skip(),
+        )
 
         status: str | None = None
         keep_text = ""
@@ -453,30 +502,31 @@ class _Ui:
             result = self.kit.submit(user_id, message)
         except RateLimited as exc:
             session["turns"].remove(turn)
-            keep_text, status = message, f"⚠️ {exc}"
+            keep_text, status = message, f"**Not sent:** {exc}"
             gr.Warning(str(exc))
         except InputError as exc:
             session["turns"].remove(turn)
-            keep_text, status = message, f"⚠️ {exc}"
+            keep_text, status = message, f"**Not sent:** {exc}"
             gr.Warning(str(exc))
         except BackendError as exc:
             turn.update(status="error", reply=str(exc))
-            status = f"⚠️ {exc}"
+            status = f"**Not answered:** {exc}"
         except Exception:  # noqa: BLE001 - the user gets a sentence; the log gets the traceback
             log.exception("chat turn failed")
             turn.update(status="error", reply=UNEXPECTED)
-            status = f"⚠️ {UNEXPECTED}"
+            status = f"**Not answered:** {UNEXPECTED}"
         else:
             turn["id"] = result.instance_id
             self._apply(turn, result)
             if result.status == "failed":
-                status = f"⚠️ {turn['reply']}"
+                status = f"**Not answered:** {turn['reply']}"
             elif not result.finished:
                 self.watch.track(result.instance_id)
             self._expect_count(session, result)
         outputs = self._chat_outputs(session, browser, status)
-        yield (outputs[0], keep_text, *outputs[1:])
+        yield (gr.skip(), outputs[0], keep_text, *outputs[1:])
 
+    @readable_errors
     def chat_tick(self, session: dict[str, Any] | None, browser: Any) -> tuple[Any, ...]:
         """Shows replies whose review was decided; re-reads a lagging message count."""
         if not session or not session.get("user_id"):
@@ -513,14 +563,13 @@ class _Ui:
             "error": result.error,
         }
 
+    @readable_errors
     def api_chat(self, user_id: str, text: str) -> dict[str, Any]:
         """Sends `text` as `user_id`. Returns status (completed, pending_review, rejected, failed), reply and
         instance_id; a reply held for review arrives later from the `turn` endpoint."""
-        try:
-            return self._turn_body(self.kit.submit(user_id, text))
-        except DacaError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+        return self._turn_body(self.kit.submit(user_id, text))
 
+    @readable_errors
     def api_turn(self, instance_id: str) -> dict[str, Any]:
         """Where a chat turn stands: status and, once decided, the reply."""
         result = self.kit.turn(instance_id) if isinstance(instance_id, str) and instance_id else None
@@ -576,6 +625,7 @@ class _Ui:
             pd.DataFrame(audit, columns=AUDIT_COLUMNS),
         )
 
+    @readable_errors
     def review_login(self, password: str, request: gr.Request) -> tuple[Any, ...]:
         host = _client_host(request)
         if self.sessions.blocked(host):
@@ -583,7 +633,7 @@ class _Ui:
             return (None, "", *(gr.skip() for _ in range(6)))
         token = self.sessions.login(password, host)
         if token is None:
-            gr.Warning("Wrong reviewer password.")
+            gr.Warning("Wrong reviewer password.", duration=5)
             return (None, "", *(gr.skip() for _ in range(6)))
         state: dict[str, Any] = {}
         pending, audit = self._tables(state)
@@ -598,6 +648,7 @@ class _Ui:
             gr.Timer(active=True),
         )
 
+    @readable_errors
     def review_logout(self, token: Any) -> tuple[Any, ...]:
         self.sessions.logout(token)
         empty_p, empty_a = pd.DataFrame([], columns=PENDING_COLUMNS), pd.DataFrame([], columns=AUDIT_COLUMNS)
@@ -613,6 +664,7 @@ class _Ui:
             gr.Column(visible=False),
         )
 
+    @readable_errors
     def review_tick(self, token: Any, state: dict[str, Any] | None) -> tuple[Any, ...]:
         if token is not None and not self.sessions.valid(token):
             gr.Warning("Your reviewer session ended: log in again.")
@@ -622,6 +674,7 @@ class _Ui:
         pending, audit = self._tables(state)
         return (gr.skip(), gr.skip(), gr.skip(), pending, audit, state, gr.skip())
 
+    @readable_errors
     def review_select(self, token: Any, state: dict[str, Any] | None, evt: gr.SelectData) -> tuple[Any, ...]:
         self._require(token)
         rows = (state or {}).get("rows") or []
@@ -666,7 +719,7 @@ class _Ui:
             review = self.kit.review(instance_id)
             edited = (
                 reply
-                if approved and reply.strip() and reply.strip() != review["proposed_reply"].strip()
+                if approved and (reply or "").strip() and reply.strip() != review["proposed_reply"].strip()
                 else None
             )
             self.kit.decide(
@@ -694,17 +747,20 @@ class _Ui:
         pending, audit = self._tables(state)
         return (None, gr.Column(visible=False), "", "", pending, audit, state)
 
+    @readable_errors
     def review_approve(
         self, token: Any, instance_id: Any, reply: str, reason: str, state: dict[str, Any] | None
     ) -> tuple[Any, ...]:
         return self.review_decide(True, token, instance_id, reply, reason, state)
 
+    @readable_errors
     def review_reject(
         self, token: Any, instance_id: Any, reply: str, reason: str, state: dict[str, Any] | None
     ) -> tuple[Any, ...]:
         return self.review_decide(False, token, instance_id, reply, reason, state)
 
     # -- usage --------------------------------------------------------------------------------
+    @readable_errors
     def usage(self, token: Any) -> tuple[Any, ...]:
         backends = pd.DataFrame(
             [[name, backend_kind(self.kit.backends.get(key))] for key, name in PARTS.items()],
@@ -718,7 +774,7 @@ class _Ui:
                     PARTS.get(r["service"], r["service"]),
                     backend_kind(r["backend"]),
                     r["free_tier"] or "none (embedded)",
-                    f"{r['used']:g} {r['unit']}",
+                    f"{r['used']:g} {r['unit'][:-1] if r['used'] == 1 else r['unit']}",
                     f"{r['per_turn']:g}",
                     "" if r["quota_per_day"] is None else f"{r['quota_per_day']:,}",
                     "" if r["percent_of_daily_quota"] is None else f"{r['percent_of_daily_quota']:g} %",
@@ -773,11 +829,16 @@ class _Ui:
                 f"{keywords} wait for a human reviewer before you get the reply."
             )
             for warning in self.kit.warnings():
-                gr.Markdown(f"ℹ️ {warning}", elem_classes=["daca-note"])
+                gr.Markdown(f"ℹ {warning}", elem_classes=["daca-note"])
             token = gr.State(None)
             with gr.Tabs():
                 with gr.Tab("Chat", id="chat"):
-                    browser = gr.BrowserState({"user_id": None, "pending": []}, storage_key="daca-kit-chat")
+                    # Gradio sends this key to the browser anyway; a fixed one keeps the id across restarts.
+                    browser = gr.BrowserState(
+                        {"user_id": None, "pending": []},
+                        storage_key="daca-kit-chat",
+                        secret="daca-kit-chat-v1",
+                    )
                     session = gr.State(None)
                     chat_timer = gr.Timer(CHAT_TICK, active=False)
                     with gr.Row():
@@ -793,6 +854,7 @@ class _Ui:
                         label="Conversation",
                         height=460,
                         placeholder="Your conversation appears here.",
+                        buttons=["copy", "copy_all"],
                         elem_id="chatbot",
                     )
                     status_md = gr.Markdown(elem_classes=["daca-status"], elem_id="chat-status")
@@ -862,7 +924,10 @@ class _Ui:
                                             "Reject", variant="stop", elem_id="review-reject"
                                         )
                                 history_view = gr.Chatbot(
-                                    label="This user's recent history", height=380, render_markdown=False
+                                    label="This user's recent history",
+                                    height=380,
+                                    render_markdown=False,
+                                    buttons=["copy_all"],
                                 )
                         gr.Markdown("### Decisions (audit trail, newest first)")
                         audit_df = gr.Dataframe(
@@ -897,7 +962,7 @@ class _Ui:
                         label="Free-tier meter: backend calls so far against each service's free quota",
                     )
                     chart = gr.BarPlot(
-                        pd.DataFrame({"part": [], "calls": [], "quota": []}),
+                        None,
                         x="part",
                         y="calls",
                         color="quota",
@@ -912,7 +977,7 @@ class _Ui:
             chat_outputs = [chatbot, status_md, count_md, session, browser, chat_timer]
             blocks.load(
                 self.chat_load,
-                inputs=[browser],
+                inputs=[browser, session],
                 outputs=[user_box, *chat_outputs],
                 api_visibility="private",
                 show_progress="hidden",
@@ -931,7 +996,7 @@ class _Ui:
                 [message_box.submit, send_btn.click],
                 self.chat_send,
                 inputs=[user_box, message_box, session, browser],
-                outputs=[chatbot, message_box, status_md, count_md, session, browser, chat_timer],
+                outputs=[user_box, chatbot, message_box, status_md, count_md, session, browser, chat_timer],
                 show_progress="minimal",
                 concurrency_limit=32,
                 api_visibility="private",

@@ -1,0 +1,245 @@
+"""Fixtures for end-to-end tests: the real app served on a free local port, and headless Chromium.
+
+`live_app` runs `daca_kit.server.build_app` under uvicorn in a thread, on embedded defaults (a fresh
+SQLite file, offline model); `app_process` runs `python app.py` itself in a subprocess. `chromium` is
+Debian's Chromium driven by Playwright; it is skipped with the reason when /usr/bin/chromium is missing,
+and fails instead when DACA_REQUIRE_BROWSER=1. `GradioSession` calls Gradio functions over raw HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daca_kit.api import Auth
+from daca_kit.bootstrap import bootstrap
+from daca_kit.kit import Kit
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
+REVIEWER_PASSWORD = "app-process-reviewer-pw"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveApp:
+    """A running app: its base URL, the kit behind it and the reviewer password."""
+
+    url: str
+    kit: Kit
+    reviewer_password: str
+
+
+@pytest.fixture
+def live_app(settings_factory: Any) -> Iterator[LiveApp]:
+    import uvicorn
+
+    from daca_kit.server import build_app
+
+    settings = settings_factory()
+    password = settings.reviewer_password.get_secret_value()
+    kit = bootstrap(settings).start()
+    try:
+        app = build_app(kit, auth=Auth.from_settings(settings))
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+                access_log=False,
+                lifespan="on",
+                # gradio_client leaves its heartbeat stream open; do not wait for it on shutdown.
+                timeout_graceful_shutdown=1,
+            )
+        )
+        thread = threading.Thread(target=server.run, name="live-app", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                pytest.fail("the app did not start within 30 s")
+            time.sleep(0.05)
+        try:
+            yield LiveApp(url=f"http://127.0.0.1:{port}", kit=kit, reviewer_password=password)
+        finally:
+            server.should_exit = True
+            thread.join(timeout=15)
+    finally:
+        kit.close()
+
+
+# Settings the app reads from the environment: a test's app starts without the developer's values.
+SETTING_PREFIXES = (
+    "DATABASE_URL",
+    "DB_CONNECTION",
+    "REDIS_URL",
+    "UPSTASH_",
+    "AMQP_URL",
+    "GEMINI_",
+    "DACA_",
+    "DAPR_",
+    "PORT",
+    "HOST",
+    "SPACE_ID",
+)
+
+
+@pytest.fixture
+def app_process(tmp_path: Path) -> Iterator[str]:
+    """`python app.py` (what Spaces runs) in a subprocess on a free port, on embedded defaults; yields its URL."""
+    import httpx
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(SETTING_PREFIXES)}
+    env.update(
+        PORT=str(port),
+        HOST="127.0.0.1",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'daca.db'}",
+        DACA_REVIEWER_PASSWORD=REVIEWER_PASSWORD,
+        GRADIO_ANALYTICS_ENABLED="False",
+    )
+    log_path = tmp_path / "app.log"
+    with log_path.open("wb") as log_file:
+        # cwd is tmp_path so that no .env file of the developer is read.
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py")],
+            cwd=tmp_path,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(
+                    f"app.py did not start; its output:\n{log_path.read_text(errors='replace')[-3000:]}"
+                )
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _need_chromium() -> None:
+    if CHROMIUM.exists():
+        return
+    reason = f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)"
+    if os.environ.get("DACA_REQUIRE_BROWSER") == "1":
+        pytest.fail(reason + " and DACA_REQUIRE_BROWSER=1")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def chromium() -> Iterator[Any]:
+    """Headless Chromium (Playwright's sync API)."""
+    _need_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class GradioSession:
+    """Calls the app's Gradio functions over raw HTTP, as one browser session would (queue/join + SSE).
+
+        session = GradioSession(url); done, logs = session.call("review_login", ["pw"])
+
+    Functions are found by `api_name` in /config, private ones included: this is what an attacker
+    without gradio_client would do. `done` is the `process_completed` message; `logs` are the
+    gr.Info/gr.Warning messages sent on the way.
+    """
+
+    def __init__(self, url: str) -> None:
+        import httpx
+
+        self.url = url
+        self.http = httpx.Client(base_url=url, timeout=30)
+        self.session_hash = uuid.uuid4().hex[:12]
+        config = self.http.get("/config").json()
+        self.functions = {d["api_name"]: d for d in config["dependencies"]}
+
+    def join(self, api_name: str, data: list[Any], event_data: Any = None) -> Any:
+        """POSTs the call to the queue and returns the raw HTTP response."""
+        fn = self.functions[api_name]
+        body = {
+            "data": data,
+            "fn_index": fn["id"],
+            "session_hash": self.session_hash,
+            "event_data": event_data,
+            "trigger_id": fn["targets"][0][0] if fn["targets"] else None,
+        }
+        return self.http.post("/gradio_api/queue/join", json=body)
+
+    def call(
+        self, api_name: str, data: list[Any], event_data: Any = None, timeout: float = 20.0
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        import httpx
+
+        joined = self.join(api_name, data, event_data)
+        joined.raise_for_status()
+        event_id = joined.json()["event_id"]
+        logs: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        params = {"session_hash": self.session_hash}
+        try:
+            with self.http.stream("GET", "/gradio_api/queue/data", params=params, timeout=timeout) as resp:
+                for line in resp.iter_lines():
+                    if time.monotonic() > deadline:
+                        break
+                    if not line.startswith("data:"):
+                        continue
+                    message = json.loads(line[5:])
+                    if message.get("event_id") != event_id:
+                        continue
+                    if message.get("msg") == "log":
+                        logs.append(message)
+                    if message.get("msg") == "process_completed":
+                        return message, logs
+        except httpx.ReadTimeout:
+            pass
+        raise AssertionError(f"{api_name} did not complete within {timeout:g} s")
+
+    def close(self) -> None:
+        self.http.close()
