@@ -36,6 +36,7 @@ def outbox_size(pg_url: str) -> int:
         return int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0])  # type: ignore[index]
 
 
+@pytest.mark.slow  # an app process, 60 turns and a broker outage
 def test_rabbitmq_cut_mid_load_loses_nothing_and_counts_nothing_twice(
     tmp_path: Path, pg_url: str, redis_url: str, amqp_url: str, broker_proxy: TcpProxy
 ) -> None:
@@ -83,7 +84,7 @@ def test_rabbitmq_cut_mid_load_loses_nothing_and_counts_nothing_twice(
         with app.client() as client:
             assert [client.get(f"/analytics/{u}").json()["message_count"] for u in users] == counts()
         store.close()
-    assert broker_proxy.refused > 0 or broker_proxy.accepted > 2  # the proxy did carry and cut traffic
+    assert broker_proxy.dropped > 0  # the cut did drop live connections
 
 
 def test_redis_cut_chat_answers_and_the_count_shows_unavailable(
@@ -99,6 +100,7 @@ def test_redis_cut_chat_answers_and_the_count_shows_unavailable(
         turn = client.post("/chat/", json={"user_id": "dora", "text": "are you there?"})
         turn_seconds = time.monotonic() - started
         assert turn.status_code == 200, turn.text
+        assert turn_seconds < 2.0  # a refused Redis fails fast: no retry backoff in the request path
         assert "unavailable" in turn.json()["reply"]  # the offline model says the count is unknown
         count = client.get("/analytics/dora")
         assert count.status_code == 200
@@ -107,21 +109,11 @@ def test_redis_cut_chat_answers_and_the_count_shows_unavailable(
         assert "REDIS_URL" in count.json()["detail"]
         for path in ("/health", "/usage", "/conversations/dora"):
             assert client.get(path).status_code < 500, path
-        assert client.get("/health").json()["status"] == "degraded"
-        assert client.post("/analytics/dora/initialize", json={"message_count": 3}, headers=app.admin_headers).status_code < 500
+        # An admin write cannot succeed without Redis: it says so (503 with a sentence), nothing half-done.
+        init = client.post("/analytics/dora/initialize", json={"message_count": 3}, headers=app.admin_headers)
+        assert init.status_code == 503
+        assert "REDIS_URL" in init.json()["detail"]
 
         redis_proxy.restore()
         # The MessageSent event of the turn made during the cut is counted once Redis is back.
         eventually(lambda: client.get("/analytics/dora").json()["message_count"] == 2, timeout=45)
-    print(f"one chat turn with Redis cut took {turn_seconds:.2f} s")
-
-
-def test_redis_cut_answers_quickly(tmp_path: Path, redis_url: str, redis_proxy: TcpProxy) -> None:
-    """A down Redis must fail fast: the turn does not wait on retries of a refused connection."""
-    env = {"REDIS_URL": redis_proxy.wrap_url(redis_url)}
-    with AppProcess(tmp_path, env=env) as app, app.client() as client:
-        assert client.post("/chat/", json={"user_id": "eve", "text": "hello"}).status_code == 200
-        redis_proxy.cut()
-        started = time.monotonic()
-        assert client.post("/chat/", json={"user_id": "eve", "text": "again"}).status_code == 200
-        assert time.monotonic() - started < 2.0

@@ -115,7 +115,9 @@ def test_broker_outage_loses_no_event_and_counts_none_twice(
     time.sleep(0.5)  # the relay retries against a dead broker for a while
     assert count() == 3  # nothing reached the consumer while the broker was cut
     held = pg_rows(pg_url, "SELECT count(*) FROM outbox")[0][0]
-    assert held == 10
+    # The 10 new events, plus at most one whose publish was confirmed to nobody when the cut came:
+    # it is published again after the outage, and the consumer must not count it twice.
+    assert 10 <= held <= 11
 
     broker_proxy.restore()
     eventually(lambda: count() == 13, timeout=30)

@@ -1,14 +1,20 @@
-"""The real app (`python app.py`) as a subprocess on loopback, for restart, fault and security tests.
+"""The real app as a subprocess on loopback, for restart, fault and security tests.
 
-    with AppProcess(tmp_path, env={"DATABASE_URL": pg_url}) as app:
+    with AppProcess(tmp_path, env={"DATABASE_URL": pg_url}) as app:   # REST API only (starts fast)
+    with AppProcess(tmp_path, ui=True) as app:                          # `python app.py`: UI + REST API
         r = httpx.post(app.url("/chat/"), json={"user_id": "alice", "text": "hi"})
         app.kill()          # SIGKILL: no shutdown hooks run, as in a crash
         app.start()         # same port, same settings, same log file (appended)
         assert "secret" not in app.output()
 
-Settings the caller does not give are set explicitly (empty for optional services), so the developer's
-environment and any `.env` file cannot leak in; the process runs in `workdir`, where a `.env` is never
-present and SQLite's default file would land. Everything the app prints goes to `workdir/app.log`.
+The caller's `env` is all the app sees of the settings: optional services it does not name are set empty
+(off), every other setting is removed from the child's environment (the app's default applies), so the
+developer's environment cannot leak in; the process runs in `workdir`, where there is no `.env` and
+where SQLite's file goes. Everything the app prints goes to `workdir/app.log`.
+
+`ui=True` runs `python app.py` exactly as Spaces does. The default runs `python -m daca_kit.cli serve
+--api-only`: the same `daca_kit.server.serve` (same kit, REST API, logging and uvicorn) without
+mounting Gradio, whose import alone takes several seconds of CPU; fault tests start the app often.
 """
 
 from __future__ import annotations
@@ -89,8 +95,10 @@ class AppProcess:
         workdir: Path,
         *,
         env: dict[str, str | None] | None = None,  # None as a value: leave that setting at its default
-        startup_timeout: float = 30.0,
+        ui: bool = False,
+        startup_timeout: float = 60.0,
     ) -> None:
+        self.ui = ui
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.workdir / "app.log"
@@ -150,8 +158,13 @@ class AppProcess:
         child_env.update(self.settings)
         child_env.update({"PORT": str(self.port), "HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1"})
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in kill()/stop()
+        command = (
+            [sys.executable, str(APP)]
+            if self.ui
+            else [sys.executable, "-m", "daca_kit.cli", "serve", "--api-only"]
+        )
         self.proc = subprocess.Popen(
-            [sys.executable, str(APP)],
+            command,
             cwd=self.workdir,
             env=child_env,
             stdin=subprocess.DEVNULL,

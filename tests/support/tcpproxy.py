@@ -2,13 +2,15 @@
 
     with TcpProxy("127.0.0.1", 5672) as proxy:
         url = proxy.wrap_url("amqp://guest:guest@127.0.0.1:5672/")   # -> 127.0.0.1:<proxy.port>
-        proxy.cut()       # closes every live connection; new ones are refused (or held, see `mode`)
-        proxy.restore()   # accepts and forwards again
+        proxy.cut()       # resets every live connection; new ones are refused
+        proxy.restore()   # accepts and forwards again, on the same port
 
 The proxy listens on 127.0.0.1 on a free port and forwards each accepted connection to the target,
-one thread per connection pair. `cut(mode="refuse")` resets new connections at once (like a closed
-port); `cut(mode="blackhole")` accepts them and never answers (like a dropped route: clients hit
-their timeouts). Live connections are reset in both modes. The real services are never touched.
+one thread per connection pair. Live connections are reset by every kind of cut; new connections:
+- `cut("refuse")` (default): the port is closed, a connect fails with ECONNREFUSED (the service is down);
+- `cut("reset")`: a connect succeeds and is reset at once (a load balancer in front of a dead service);
+- `cut("blackhole")`: a connect succeeds and nothing ever answers (a dropped route: clients time out).
+The real services are never touched.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import threading
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-Mode = Literal["refuse", "blackhole"]
+Mode = Literal["refuse", "reset", "blackhole"]
 
 
 def _reset(sock: socket.socket) -> None:
@@ -50,20 +52,27 @@ class TcpProxy:
     def __init__(self, target_host: str, target_port: int, *, connect_timeout: float = 2.0) -> None:
         self.target = (target_host, target_port)
         self.connect_timeout = connect_timeout
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(128)
-        self._listener.settimeout(0.1)
-        self.port: int = self._listener.getsockname()[1]
+        self.port = 0
+        self._listener: socket.socket | None = self._listen(0)
+        self.port = self._listener.getsockname()[1]
         self._lock = threading.Lock()
+        self._accepting = threading.Lock()  # held by the accept thread while it waits in accept()
         self._live: set[socket.socket] = set()
         self._held: set[socket.socket] = set()
         self._mode: Mode | None = None  # None: forwarding
         self._stop = threading.Event()
         self._accepter: threading.Thread | None = None
-        self.accepted = 0
-        self.refused = 0
+        self.accepted = 0  # connections forwarded
+        self.dropped = 0  # connections reset or held while cut, and live ones cut
+
+    @staticmethod
+    def _listen(port: int) -> socket.socket:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(128)
+        listener.settimeout(0.05)
+        return listener
 
     @property
     def address(self) -> str:
@@ -89,16 +98,28 @@ class TcpProxy:
         return self
 
     def cut(self, mode: Mode = "refuse") -> None:
-        """Resets every live connection; new ones are refused (`refuse`) or held unanswered (`blackhole`)."""
+        """Resets every live connection; new ones are refused, reset or held (see the module docstring)."""
         with self._lock:
             self._mode = mode
+            closing = self._listener if mode == "refuse" else None
+            if closing is not None:
+                self._listener = None
+        if closing is not None:
+            # Close the port for real before dropping anyone: the accept thread must have left accept(),
+            # or the kernel would still complete handshakes that are reset a moment later.
+            with self._accepting:
+                closing.close()
+        with self._lock:
             live, self._live = self._live, set()
+            self.dropped += len(live) // 2
         for sock in live:
             _kill(sock)
 
     def restore(self) -> None:
-        """Forwards new connections again (connections held by a blackhole are reset)."""
+        """Forwards new connections again on the same port (connections held by a blackhole are reset)."""
         with self._lock:
+            if self._listener is None and not self._stop.is_set():
+                self._listener = self._listen(self.port)
             self._mode = None
             held, self._held = self._held, set()
         for sock in held:
@@ -109,7 +130,6 @@ class TcpProxy:
         self.cut()
         if self._accepter is not None:
             self._accepter.join(timeout=2)
-        self._listener.close()
         with self._lock:
             held, self._held = self._held, set()
         for sock in held:
@@ -124,20 +144,28 @@ class TcpProxy:
     # -- forwarding ----------------------------------------------------------------------------
     def _accept_loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except TimeoutError:
+            with self._accepting:
+                listener = self._listener
+                if listener is None:
+                    client = None
+                else:
+                    try:
+                        client, _ = listener.accept()
+                    except (TimeoutError, OSError):
+                        client = None  # no connection yet, or the listener was closed by cut("refuse")
+            if client is None:
+                if listener is None:
+                    self._stop.wait(0.02)
                 continue
-            except OSError:
-                return
             client.settimeout(None)
             with self._lock:
                 mode = self._mode
+                if mode is not None:
+                    self.dropped += 1
                 if mode == "blackhole":
                     self._held.add(client)
                     continue
-            if mode == "refuse":
-                self.refused += 1
+            if mode is not None:
                 _reset(client)
                 continue
             threading.Thread(target=self._pipe, args=(client,), daemon=True).start()
