@@ -71,6 +71,11 @@ def build_model(settings: Settings) -> tuple[ReplyModel, str]:
     return OfflineReplyModel(), "offline"
 
 
+def completed_turn(state: Any) -> bool:
+    """A turn that completed without waiting is recoverable from its `conversation` row."""
+    return state.name == WORKFLOW_NAME and (state.output or {}).get("status") == "completed"
+
+
 def bootstrap(
     settings: Settings | None = None,
     *,
@@ -114,7 +119,10 @@ def bootstrap(
             )
         else:
             runtime = LocalRuntime(
-                store, workflows={WORKFLOW_NAME: chat_turn}, activities=activities.as_dict()
+                store,
+                workflows={WORKFLOW_NAME: chat_turn},
+                activities=activities.as_dict(),
+                recoverable=completed_turn,
             )
     backends["workflow"] = getattr(runtime, "name", "custom")
     return Kit(

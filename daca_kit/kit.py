@@ -10,6 +10,7 @@ Built by `daca_kit.bootstrap.bootstrap`, the only place that chooses adapters.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import threading
@@ -187,15 +188,30 @@ class Kit:
         if not isinstance(instance_id, str) or not INSTANCE_ID.match(instance_id):
             return None
         state = self.runtime.get(instance_id)
-        return self._result(state) if state else None
+        return self._result(state) if state else self._stored_turn(instance_id)
 
     def wait_turn_sync(self, instance_id: str, timeout: float) -> TurnResult | None:
         state = self.runtime.wait(instance_id, timeout)
-        return self._result(state) if state else None
+        return self._result(state) if state else self._stored_turn(instance_id)
 
     async def wait_turn(self, instance_id: str, timeout: float) -> TurnResult | None:
         state = await self.runtime.wait_async(instance_id, timeout)
-        return self._result(state) if state else None
+        if state:
+            return self._result(state)
+        return await asyncio.to_thread(self._stored_turn, instance_id)
+
+    def _stored_turn(self, instance_id: str) -> TurnResult | None:
+        """A turn that completed without waiting is kept only as its `conversation` row."""
+        row = self.store.turn_by_instance(instance_id)
+        if row is None:
+            return None
+        return TurnResult(
+            instance_id=instance_id,
+            user_id=row["user_id"],
+            status="completed",
+            reply=row["reply"],
+            timestamp=iso(as_utc(row["timestamp"])),
+        )
 
     def _result(self, state: InstanceState) -> TurnResult:
         output = state.output or {}

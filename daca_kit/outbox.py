@@ -73,17 +73,24 @@ class OutboxRelay:
             self._wake.clear()
             try:
                 sent = self.relay_once()
-            except BackendError as exc:
+            except Exception as exc:  # noqa: BLE001 - the relay thread must outlive any failure
                 self.failures += 1
-                self.last_error = str(exc)
-                log.warning("outbox relay: %s; retrying in %.1fs", exc, delay)
+                self.last_error = (
+                    str(exc) if isinstance(exc, BackendError) else f"{type(exc).__name__}: {exc}"
+                )
+                if isinstance(exc, BackendError):
+                    log.warning("outbox relay: %s; retrying in %.1fs", exc, delay)
+                else:
+                    log.exception("outbox relay failed unexpectedly; retrying in %.1fs", delay)
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.backoff_max)
                 continue
             delay = self.backoff_min
-            if sent == 0:
+            if sent < self.batch:
+                # Everything committed before this read is out; sleep until the next commit wakes us
+                # (a commit during the read has set the wake flag, so nothing waits for the sweep).
                 with self._idle_lock:
-                    if not self._wake.is_set():  # nothing was committed while this batch was read
+                    if not self._wake.is_set():
                         self._idle.set()
                 self._wake.wait(self.sweep_interval)
             # A full batch: go again at once.

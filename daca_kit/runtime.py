@@ -11,7 +11,7 @@ means the workflow is not deterministic: WorkflowError).
 
 Durability: an instance is written to the SQL database when it first has to wait (for an external
 event or a timer) and when it ends; a turn that finishes without waiting costs no workflow writes
-until its end. Events raised for an instance are stored in an inbox table and consumed in the same
+at all when its result is recoverable from what its activities stored (see `recoverable`). Events raised for an instance are stored in an inbox table and consumed in the same
 transaction that saves the history, so a crash at any point loses nothing.
 
 No polling: a waiting instance costs nothing until its event is raised (the raiser resumes it) or its
@@ -185,11 +185,15 @@ class LocalRuntime:
         activities: dict[str, Callable[[Any, Any], Any]],
         max_workers: int = 4,
         clock: Callable[[], datetime] = utcnow,
+        recoverable: Callable[[InstanceState], bool] | None = None,
     ) -> None:
         self.store = store
         self.workflows = dict(workflows)
         self.activities = dict(activities)
         self.clock = clock
+        # An instance that ends without ever waiting is not written when `recoverable(state)` says its
+        # result can be read back elsewhere (a completed chat turn: its `conversation` row).
+        self._recoverable = recoverable or (lambda _state: False)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="workflow")
         self._memory: dict[str, InstanceState] = {}
         self._memory_lock = threading.Lock()
@@ -348,6 +352,9 @@ class LocalRuntime:
         if outcome == "waiting" and expected_version is not None and not consumed and not grew:
             self._publish(state)
             return True  # nothing new happened (e.g. a timer armed before restart fired early)
+        if outcome == "done" and expected_version is None and self._recoverable(state):
+            self._publish(state)
+            return True  # finished without ever waiting, and its result is stored elsewhere
         saved = self.store.wf_save(
             state.to_row(), expected_version=expected_version, consumed_events=consumed
         )

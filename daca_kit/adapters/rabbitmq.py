@@ -95,7 +95,8 @@ class PikaEventBus:
     def connect(self) -> pika.BlockingConnection:
         try:
             return pika.BlockingConnection(self._params())
-        except (pika.exceptions.AMQPError, OSError) as exc:
+        # pika raises ValueError when a connection is reset during its handshake.
+        except (pika.exceptions.AMQPError, OSError, ValueError) as exc:
             raise BusError(explain_amqp_error(exc)) from exc
 
     # -- publishing ----------------------------------------------------------------------------
@@ -149,7 +150,7 @@ class PikaEventBus:
                 except BusError:
                     self._drop_publisher()
                     raise
-                except (pika.exceptions.AMQPError, OSError) as exc:
+                except (pika.exceptions.AMQPError, OSError, ValueError) as exc:
                     self._drop_publisher()
                     if attempt == 2:
                         raise BusError(explain_amqp_error(exc)) from exc
@@ -210,7 +211,7 @@ class _Consumer(threading.Thread):
                 delay = self.bus.reconnect_min
                 log.info("consuming %s", self.queue)
                 channel.start_consuming()
-            except (pika.exceptions.AMQPError, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - the consumer must outlive any broker failure
                 if self._stopping.is_set():
                     break
                 log.warning(

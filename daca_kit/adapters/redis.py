@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import redis
@@ -95,16 +96,24 @@ class RedisCounters:
         self.label = label
         self.commands = 0
         self._lock = threading.Lock()
+        self.cooldown = 3.0
+        self._failing_since: float | None = None
+        self._last_error = ""
         self._increment = client.register_script(INCREMENT_ONCE)
         self._rate = client.register_script(RATE_LIMIT)
         self._admit = client.register_script(ADMIT)
 
     @classmethod
-    def from_url(cls, url: str, *, timeout: float = 5.0) -> RedisCounters:
+    def from_url(cls, url: str, *, timeout: float = 2.0) -> RedisCounters:
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
         client = redis.Redis.from_url(
             url,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
+            # One quick retry (a dropped idle connection), not redis-py's default backoff series.
+            retry=Retry(NoBackoff(), 1),
             health_check_interval=30,
             decode_responses=True,
             max_connections=50,
@@ -112,12 +121,20 @@ class RedisCounters:
         return cls(client, label=describe_redis_url(url))
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        # After a failure, calls fail at once for a few seconds instead of each waiting for a timeout:
+        # a Redis that stopped answering must not add seconds to every chat turn.
+        if self._failing_since is not None and time.monotonic() - self._failing_since < self.cooldown:
+            raise CountersError(f"Could not {what}: {self._last_error}")
         with self._lock:
             self.commands += 1
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
         except RedisError as exc:
-            raise CountersError(f"Could not {what}: {explain_redis_error(exc)}") from exc
+            self._last_error = explain_redis_error(exc)
+            self._failing_since = time.monotonic()
+            raise CountersError(f"Could not {what}: {self._last_error}") from exc
+        self._failing_since = None
+        return result
 
     def get(self, user_id: str) -> int:
         return int(self._call("read the message count", self.client.get, COUNT_KEY.format(user_id)) or 0)

@@ -184,6 +184,20 @@ class SqlStore:
     def _explain(self, exc: Exception, what: str) -> str:
         return f"The database could not {what} ({type(exc).__name__}); check DATABASE_URL ({describe_url(self.url)})"
 
+    def read(self, work: Callable[[Connection], Any], *, what: str) -> Any:
+        """A single-statement read: no transaction of its own where the database allows (saves a COMMIT)."""
+        if self.kind == "sqlite":
+            return self.run(work, what=what)
+        try:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                return work(conn)
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                return self.run(work, what=what)
+            raise BackendError(self._explain(exc, what), backend="database") from exc
+        except SQLAlchemyError as exc:
+            raise BackendError(self._explain(exc, what), backend="database") from exc
+
     def ping(self) -> None:
         self.run(lambda c: c.exec_driver_sql("SELECT 1").scalar(), what="answer a query")
 
@@ -198,8 +212,13 @@ class SqlStore:
             .order_by(conversation_t.c.id.desc())
             .limit(limit)
         )
-        rows = self.run(lambda c: c.execute(query).all(), what="read the conversation history")
+        rows = self.read(lambda c: c.execute(query).all(), what="read the conversation history")
         return [HistoryTurn(message=m, reply=r) for m, r in reversed(rows)]
+
+    def turn_by_instance(self, instance_id: str) -> dict[str, Any] | None:
+        query = select(conversation_t).where(conversation_t.c.instance_id == instance_id)
+        row = self.read(lambda c: c.execute(query).mappings().first(), what="read the conversation turn")
+        return dict(row) if row else None
 
     def conversations(self, user_id: str, limit: int = 50) -> list[dict[str, Any]]:
         """Stored turns, newest first."""
@@ -209,7 +228,7 @@ class SqlStore:
             .order_by(conversation_t.c.id.desc())
             .limit(limit)
         )
-        rows = self.run(lambda c: c.execute(query).mappings().all(), what="read conversations")
+        rows = self.read(lambda c: c.execute(query).mappings().all(), what="read conversations")
         return [dict(row) for row in rows]
 
     def store_turn(
@@ -277,7 +296,7 @@ class SqlStore:
 
     def outbox_batch(self, limit: int = 100) -> list[dict[str, Any]]:
         query = select(outbox_t).order_by(outbox_t.c.id).limit(limit)
-        rows = self.run(lambda c: c.execute(query).mappings().all(), what="read the outbox")
+        rows = self.read(lambda c: c.execute(query).mappings().all(), what="read the outbox")
         return [{**row, "payload": json.loads(row["payload"])} for row in rows]
 
     def outbox_done(self, ids: list[int]) -> None:
@@ -343,7 +362,7 @@ class SqlStore:
             .order_by(review_t.c.created_at, review_t.c.instance_id)
             .limit(limit)
         )
-        return [dict(r) for r in self.run(lambda c: c.execute(query).mappings().all(), what="list reviews")]
+        return [dict(r) for r in self.read(lambda c: c.execute(query).mappings().all(), what="list reviews")]
 
     def decided_reviews(self, limit: int = 50) -> list[dict[str, Any]]:
         query = (
@@ -352,11 +371,13 @@ class SqlStore:
             .order_by(review_t.c.decided_at.desc())
             .limit(limit)
         )
-        return [dict(r) for r in self.run(lambda c: c.execute(query).mappings().all(), what="list decisions")]
+        return [
+            dict(r) for r in self.read(lambda c: c.execute(query).mappings().all(), what="list decisions")
+        ]
 
     def get_review(self, instance_id: str) -> dict[str, Any] | None:
         query = select(review_t).where(review_t.c.instance_id == instance_id)
-        row = self.run(lambda c: c.execute(query).mappings().first(), what="read the review")
+        row = self.read(lambda c: c.execute(query).mappings().first(), what="read the review")
         return dict(row) if row else None
 
     def decide_review(
@@ -424,7 +445,7 @@ class SqlStore:
     # -- workflow state (local runtime) -------------------------------------------------------
     def wf_get(self, instance_id: str) -> dict[str, Any] | None:
         query = select(instance_t).where(instance_t.c.instance_id == instance_id)
-        row = self.run(lambda c: c.execute(query).mappings().first(), what="read the workflow state")
+        row = self.read(lambda c: c.execute(query).mappings().first(), what="read the workflow state")
         return dict(row) if row else None
 
     def wf_active(self) -> list[dict[str, Any]]:
