@@ -86,22 +86,129 @@ def explain_redis_error(exc: Exception, setting: str = "REDIS_URL") -> str:
     return f"Redis failed ({type(exc).__name__}): check {setting}"
 
 
-class RedisCounters:
-    """`Counters` on Redis. Every method is one Redis command (plus SCAN pages for `reset`/`all`)."""
+SCRIPTS = {"increment_once": INCREMENT_ONCE, "rate_limit": RATE_LIMIT, "admit": ADMIT}
+
+
+class KeyValueCounters:
+    """The counters' logic on Redis commands, shared by the TCP (redis-py) and REST (Upstash) adapters.
+
+    Subclasses supply the transport: `_eval`, `_scan`, `_mget`, `_command` and `_explain`.
+    """
+
+    name = "redis"
+    setting = "REDIS_URL"
+
+    def __init__(self, *, label: str) -> None:
+        self.label = label
+        self.commands = 0
+        self.cooldown = 3.0
+        self._lock = threading.Lock()
+        self._failing_since: float | None = None
+        self._last_error = ""
+
+    # -- transport, per subclass --------------------------------------------------------------
+    def _eval(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        raise NotImplementedError
+
+    def _scan(self, cursor: int, match: str) -> tuple[int, list[str]]:
+        raise NotImplementedError
+
+    def _mget(self, keys: list[str]) -> list[Any]:
+        raise NotImplementedError
+
+    def _command(self, name: str, *args: Any) -> Any:
+        raise NotImplementedError
+
+    def _explain(self, exc: Exception) -> str | None:
+        """A sentence for a transport failure, or None when `exc` is not one (it propagates)."""
+        raise NotImplementedError
+
+    # -- one metered, guarded call ------------------------------------------------------------
+    def _call(self, what: str, fn: Any, *args: Any) -> Any:
+        # After a failure, calls fail at once for a few seconds instead of each waiting for a timeout:
+        # a Redis that stopped answering must not add seconds to every chat turn.
+        if self._failing_since is not None and time.monotonic() - self._failing_since < self.cooldown:
+            raise CountersError(f"Could not {what}: {self._last_error}")
+        with self._lock:
+            self.commands += 1
+        try:
+            result = fn(*args)
+        except Exception as exc:
+            reason = self._explain(exc)
+            if reason is None:
+                raise
+            self._last_error = reason
+            self._failing_since = time.monotonic()
+            raise CountersError(f"Could not {what}: {reason}") from exc
+        self._failing_since = None
+        return result
+
+    # -- the Counters port --------------------------------------------------------------------
+    def get(self, user_id: str) -> int:
+        return int(self._call("read the message count", self._command, "get", COUNT_KEY.format(user_id)) or 0)
+
+    def set(self, user_id: str, value: int) -> None:
+        self._call("set the message count", self._command, "set", COUNT_KEY.format(user_id), int(value))
+
+    def increment_once(self, user_id: str, event_id: str) -> int:
+        keys = [COUNT_KEY.format(user_id), MARK_KEY.format(event_id)]
+        return int(self._call("count the message", self._eval, "increment_once", keys, [MARK_TTL]))
+
+    def _count_keys(self, what: str, limit: int | None = None) -> list[str]:
+        keys: list[str] = []
+        cursor = 0
+        while limit is None or len(keys) < limit:
+            cursor, page = self._call(what, self._scan, cursor, COUNT_KEY.format("*"))
+            keys.extend(page)
+            if int(cursor) == 0:
+                break
+        return keys if limit is None else keys[:limit]
+
+    def reset(self) -> int:
+        keys = self._count_keys("reset the counters")
+        cleared = 0
+        for start in range(0, len(keys), 500):
+            cleared += int(
+                self._call("reset the counters", self._command, "delete", *keys[start : start + 500])
+            )
+        return cleared
+
+    def all(self, limit: int = 1000) -> dict[str, int]:
+        keys = self._count_keys("list the counters", limit)
+        if not keys:
+            return {}
+        values = self._call("list the counters", self._mget, keys)
+        prefix = len(COUNT_KEY.format(""))
+        return {k[prefix:]: int(v or 0) for k, v in zip(keys, values, strict=True)}
+
+    def hit(self, key: str, limit: int, window: int) -> tuple[bool, float]:
+        """Rate limit: counts a hit in a fixed window; returns (allowed, retry_after_seconds)."""
+        allowed, retry_ms = self._call(
+            "check the rate limit", self._eval, "rate_limit", [f"rate:{key}"], [limit, window]
+        )
+        return bool(int(allowed)), int(retry_ms) / 1000.0
+
+    def admit(self, user_id: str, limit: int, window: int) -> tuple[bool, float, int]:
+        """Rate limit plus the user's message count, in one command: (allowed, retry_after_s, count)."""
+        keys = [f"rate:{user_id}:{window}", COUNT_KEY.format(user_id)]
+        allowed, retry_ms, count = self._call(
+            "check the rate limit", self._eval, "admit", keys, [limit, window]
+        )
+        return bool(int(allowed)), int(retry_ms) / 1000.0, int(count)
+
+    def ping(self) -> None:
+        self._call(f"reach {self.name}", self._command, "ping")
+
+
+class RedisCounters(KeyValueCounters):
+    """`Counters` on Redis over TCP. Every method is one Redis command (plus SCAN pages for `reset`/`all`)."""
 
     name = "redis"
 
     def __init__(self, client: redis.Redis, *, label: str = "redis") -> None:
+        super().__init__(label=label)
         self.client = client
-        self.label = label
-        self.commands = 0
-        self._lock = threading.Lock()
-        self.cooldown = 3.0
-        self._failing_since: float | None = None
-        self._last_error = ""
-        self._increment = client.register_script(INCREMENT_ONCE)
-        self._rate = client.register_script(RATE_LIMIT)
-        self._admit = client.register_script(ADMIT)
+        self._scripts = {name: client.register_script(text) for name, text in SCRIPTS.items()}
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 2.0) -> RedisCounters:
@@ -120,78 +227,21 @@ class RedisCounters:
         )
         return cls(client, label=describe_redis_url(url))
 
-    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        # After a failure, calls fail at once for a few seconds instead of each waiting for a timeout:
-        # a Redis that stopped answering must not add seconds to every chat turn.
-        if self._failing_since is not None and time.monotonic() - self._failing_since < self.cooldown:
-            raise CountersError(f"Could not {what}: {self._last_error}")
-        with self._lock:
-            self.commands += 1
-        try:
-            result = fn(*args, **kwargs)
-        except RedisError as exc:
-            self._last_error = explain_redis_error(exc)
-            self._failing_since = time.monotonic()
-            raise CountersError(f"Could not {what}: {self._last_error}") from exc
-        self._failing_since = None
-        return result
+    def _eval(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        return self._scripts[script](keys=keys, args=args)
 
-    def get(self, user_id: str) -> int:
-        return int(self._call("read the message count", self.client.get, COUNT_KEY.format(user_id)) or 0)
+    def _scan(self, cursor: int, match: str) -> tuple[int, list[str]]:
+        next_cursor, keys = self.client.scan(cursor=cursor, match=match, count=1000)
+        return int(next_cursor), [str(k) for k in keys]
 
-    def set(self, user_id: str, value: int) -> None:
-        self._call("set the message count", self.client.set, COUNT_KEY.format(user_id), int(value))
+    def _mget(self, keys: list[str]) -> list[Any]:
+        return self.client.mget(keys)  # type: ignore[no-any-return]
 
-    def increment_once(self, user_id: str, event_id: str) -> int:
-        keys = [COUNT_KEY.format(user_id), MARK_KEY.format(event_id)]
-        return int(self._call("count the message", self._increment, keys=keys, args=[MARK_TTL]))
+    def _command(self, name: str, *args: Any) -> Any:
+        return getattr(self.client, name)(*args)
 
-    def reset(self) -> int:
-        cleared = 0
-        cursor: int = 0
-        while True:
-            cursor, keys = self._call(
-                "reset the counters", self.client.scan, cursor=cursor, match=COUNT_KEY.format("*"), count=1000
-            )
-            if keys:
-                cleared += int(self._call("reset the counters", self.client.delete, *keys))
-            if int(cursor) == 0:
-                return cleared
-
-    def all(self, limit: int = 1000) -> dict[str, int]:
-        keys: list[str] = []
-        cursor: int = 0
-        while len(keys) < limit:
-            cursor, page = self._call(
-                "list the counters", self.client.scan, cursor=cursor, match=COUNT_KEY.format("*"), count=1000
-            )
-            keys.extend(page)
-            if int(cursor) == 0:
-                break
-        keys = keys[:limit]
-        if not keys:
-            return {}
-        values = self._call("list the counters", self.client.mget, keys)
-        prefix = len(COUNT_KEY.format(""))
-        return {k[prefix:]: int(v or 0) for k, v in zip(keys, values, strict=True)}
-
-    def hit(self, key: str, limit: int, window: int) -> tuple[bool, float]:
-        """Rate limit: counts a hit in a fixed window; returns (allowed, retry_after_seconds)."""
-        allowed, retry_ms = self._call(
-            "check the rate limit", self._rate, keys=[f"rate:{key}"], args=[limit, window]
-        )
-        return bool(int(allowed)), int(retry_ms) / 1000.0
-
-    def admit(self, user_id: str, limit: int, window: int) -> tuple[bool, float, int]:
-        """Rate limit plus the user's message count, in one command: (allowed, retry_after_s, count)."""
-        keys = [f"rate:{user_id}:{window}", COUNT_KEY.format(user_id)]
-        allowed, retry_ms, count = self._call(
-            "check the rate limit", self._admit, keys=keys, args=[limit, window]
-        )
-        return bool(int(allowed)), int(retry_ms) / 1000.0, int(count)
-
-    def ping(self) -> None:
-        self._call("reach Redis", self.client.ping)
+    def _explain(self, exc: Exception) -> str | None:
+        return explain_redis_error(exc, self.setting) if isinstance(exc, RedisError) else None
 
     def close(self) -> None:
         self.client.close()

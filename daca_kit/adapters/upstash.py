@@ -8,11 +8,9 @@ scripts as `RedisCounters`, so both can share one database.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-from daca_kit.adapters.redis import ADMIT, COUNT_KEY, INCREMENT_ONCE, MARK_KEY, MARK_TTL, RATE_LIMIT
-from daca_kit.errors import CountersError
+from daca_kit.adapters.redis import SCRIPTS, KeyValueCounters
 
 
 def explain_upstash_error(exc: Exception) -> str:
@@ -26,16 +24,15 @@ def explain_upstash_error(exc: Exception) -> str:
     return f"Upstash failed ({type(exc).__name__}): check UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN"
 
 
-class UpstashCounters:
+class UpstashCounters(KeyValueCounters):
     """`Counters` on the Upstash REST API; one HTTPS request per command."""
 
     name = "upstash-rest"
+    setting = "UPSTASH_REDIS_REST_URL"
 
     def __init__(self, client: Any, *, label: str = "upstash-rest") -> None:
+        super().__init__(label=label)
         self.client = client
-        self.label = label
-        self.commands = 0
-        self._lock = threading.Lock()
 
     @classmethod
     def from_rest(cls, url: str, token: str, *, timeout: float = 5.0) -> UpstashCounters:
@@ -51,68 +48,22 @@ class UpstashCounters:
             http._client.timeout = httpx.Timeout(timeout)
         return cls(client, label=f"upstash-rest://{urlsplit(url).hostname}")
 
-    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            self.commands += 1
-        try:
-            return fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - upstash-redis raises plain and httpx exceptions
-            raise CountersError(f"Could not {what}: {explain_upstash_error(exc)}") from exc
+    def _eval(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        return self.client.eval(SCRIPTS[script], keys, [str(a) for a in args])
 
-    def get(self, user_id: str) -> int:
-        return int(self._call("read the message count", self.client.get, COUNT_KEY.format(user_id)) or 0)
+    def _scan(self, cursor: int, match: str) -> tuple[int, list[str]]:
+        cursor, keys = self.client.scan(cursor, match=match, count=1000)
+        return int(cursor), list(keys)
 
-    def set(self, user_id: str, value: int) -> None:
-        self._call("set the message count", self.client.set, COUNT_KEY.format(user_id), int(value))
+    def _mget(self, keys: list[str]) -> list[Any]:
+        return list(self.client.mget(*keys))
 
-    def increment_once(self, user_id: str, event_id: str) -> int:
-        keys = [COUNT_KEY.format(user_id), MARK_KEY.format(event_id)]
-        return int(self._call("count the message", self.client.eval, INCREMENT_ONCE, keys, [str(MARK_TTL)]))
+    def _command(self, name: str, *args: Any) -> Any:
+        return getattr(self.client, name)(*args)
 
-    def reset(self) -> int:
-        cleared = 0
-        cursor = 0
-        while True:
-            cursor, keys = self._call(
-                "reset the counters", self.client.scan, cursor, match=COUNT_KEY.format("*"), count=1000
-            )
-            if keys:
-                cleared += int(self._call("reset the counters", self.client.delete, *keys))
-            if int(cursor) == 0:
-                return cleared
-
-    def all(self, limit: int = 1000) -> dict[str, int]:
-        keys: list[str] = []
-        cursor = 0
-        while len(keys) < limit:
-            cursor, page = self._call(
-                "list the counters", self.client.scan, cursor, match=COUNT_KEY.format("*"), count=1000
-            )
-            keys.extend(page)
-            if int(cursor) == 0:
-                break
-        keys = keys[:limit]
-        if not keys:
-            return {}
-        values = self._call("list the counters", self.client.mget, *keys)
-        prefix = len(COUNT_KEY.format(""))
-        return {k[prefix:]: int(v or 0) for k, v in zip(keys, values, strict=True)}
-
-    def hit(self, key: str, limit: int, window: int) -> tuple[bool, float]:
-        allowed, retry_ms = self._call(
-            "check the rate limit", self.client.eval, RATE_LIMIT, [f"rate:{key}"], [str(limit), str(window)]
-        )
-        return bool(int(allowed)), int(retry_ms) / 1000.0
-
-    def admit(self, user_id: str, limit: int, window: int) -> tuple[bool, float, int]:
-        keys = [f"rate:{user_id}:{window}", COUNT_KEY.format(user_id)]
-        allowed, retry_ms, count = self._call(
-            "check the rate limit", self.client.eval, ADMIT, keys, [str(limit), str(window)]
-        )
-        return bool(int(allowed)), int(retry_ms) / 1000.0, int(count)
-
-    def ping(self) -> None:
-        self._call("reach Upstash", self.client.ping)
+    def _explain(self, exc: Exception) -> str:
+        # upstash-redis raises UpstashError, and httpx errors for the transport.
+        return explain_upstash_error(exc)
 
     def close(self) -> None:
         close = getattr(self.client, "close", None)
