@@ -563,6 +563,17 @@ def check_model(settings: Settings, timeout: float = 5.0) -> CheckResult:
         finally:
             model.close()
     except _Failure as failure:
+        if settings.gemini_base_url is None:
+            # The default host is in no setting: say what this host lacks and what to set instead.
+            return _failed(
+                "model",
+                "GEMINI_BASE_URL",
+                failure.problem,
+                f"This host cannot reach the Gemini API at {host}:{port} ({failure.problem}): it needs DNS and "
+                "outbound HTTPS; set GEMINI_BASE_URL to a proxy it can reach, or unset GEMINI_API_KEY to use "
+                "the offline model.",
+                target,
+            )
         return _failed("model", setting, failure.problem, failure.message, target)
     except (ModelError, ConfigError) as exc:
         status = getattr(exc, "status", None)
@@ -690,8 +701,7 @@ def port_targets(settings: Settings) -> list[PortTarget]:
     if settings.gemini_api_key is not None:
         parts = urlsplit(settings.gemini_base_url or f"https://{GEMINI_HOST}")
         port = parts.port or (80 if parts.scheme == "http" else 443)
-        setting = "GEMINI_BASE_URL" if settings.gemini_base_url else "GEMINI_API_KEY"
-        targets.append(PortTarget(parts.hostname or GEMINI_HOST, port, "gemini", setting))
+        targets.append(PortTarget(parts.hostname or GEMINI_HOST, port, "gemini", "GEMINI_BASE_URL"))
     return targets
 
 

@@ -250,3 +250,12 @@ def test_fallbacks_for_closed_ports(settings_factory) -> None:  # type: ignore[n
     notes = doctor.fallbacks([port(6379, "REDIS_URL", False)], with_rest)
     assert notes and "already uses Upstash's REST API" in notes[0]
     assert doctor.fallbacks([port(443, "", True)], settings_factory()) == []
+
+
+def test_unreachable_default_gemini_host_names_the_setting_that_helps(settings_factory, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The default host stands in for one this machine cannot resolve (no test reaches the internet).
+    monkeypatch.setattr(doctor, "GEMINI_HOST", "gemini-api.invalid")
+    result = doctor.check_model(settings_factory(gemini_api_key="k-123456"), timeout=1)
+    assert result.failed and result.setting == "GEMINI_BASE_URL"
+    assert "GEMINI_BASE_URL" in result.message and "offline model" in result.message
+    assert "in GEMINI_API_KEY" not in result.message and "k-123456" not in result.message
