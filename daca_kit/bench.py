@@ -431,16 +431,8 @@ def read_calls(client: httpx.Client) -> dict[str, float]:
     response = client.get("/bench/calls")
     if response.status_code == 200:
         return {k: float(v) for k, v in response.json()["calls"].items()}
-    from daca_kit.usage import RU_PER_STATEMENT
-
-    rows = {row["service"]: float(row["used"]) for row in client.get("/usage").json()["services"]}
-    # /usage reports billing units: request units for the database, messages in + out for events.
-    return {
-        "database": rows.get("database", 0.0) / RU_PER_STATEMENT,
-        "counters": rows.get("counters", 0.0),
-        "events": rows.get("events", 0.0) / 2,
-        "model": rows.get("model", 0.0),
-    }
+    rows = client.get("/usage").json()["services"]
+    return {row["service"]: float(row["calls"]) for row in rows}
 
 
 def settled_calls(client: httpx.Client, *, timeout: float = 15.0) -> dict[str, float]:

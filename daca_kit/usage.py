@@ -40,9 +40,12 @@ QUOTAS: dict[str, Quota] = {
 }
 
 # What one chat turn costs when nothing has been measured yet (the kit's design figures).
-NOMINAL_PER_TURN = {"model": 1.0, "counters": 2.0, "events": 2.0, "database": 5.0}
+NOMINAL_PER_TURN = {"model": 1.0, "counters": 2.0, "events": 1.0, "database": 5.0}
 # CockroachDB bills request units, not statements; small point reads and writes cost a few RUs.
 RU_PER_STATEMENT = 3.0
+# Billing units per backend call: CloudAMQP counts a message in and a message out; RUs per statement.
+BILLING_SCALE = {"model": 1.0, "counters": 1.0, "events": 2.0, "database": RU_PER_STATEMENT}
+RAW_UNITS = {"model": "calls", "counters": "commands", "events": "publishes", "database": "statements"}
 
 
 def usage_report(kit: Any) -> dict[str, Any]:
@@ -53,14 +56,11 @@ def usage_report(kit: Any) -> dict[str, Any]:
     for key, quota in QUOTAS.items():
         backend = kit.backends.get(key, "embedded")
         real = _is_metered(key, backend)
-        used = float(calls.get(key, 0))
-        if key == "events":
-            used *= 2  # CloudAMQP counts a message in and a message out
-        if key == "database":
-            used *= RU_PER_STATEMENT
-        per_turn = (
-            used / turns if turns else NOMINAL_PER_TURN[key] * (RU_PER_STATEMENT if key == "database" else 1)
-        )
+        raw = float(calls.get(key, 0))
+        # A real service is metered in its provider's billing unit; an embedded part in plain calls.
+        scale = BILLING_SCALE[key] if real else 1.0
+        used = raw * scale
+        per_turn = used / turns if turns else NOMINAL_PER_TURN[key] * scale
         turns_per_day = quota.per_day / per_turn if real and per_turn > 0 else None
         if turns_per_day is not None:
             sustainable.append(turns_per_day)
@@ -69,7 +69,8 @@ def usage_report(kit: Any) -> dict[str, Any]:
                 "service": key,
                 "backend": backend,
                 "free_tier": quota.service if real else None,
-                "unit": quota.unit,
+                "unit": quota.unit if real else RAW_UNITS[key],
+                "calls": int(raw),
                 "used": round(used, 1),
                 "per_turn": round(per_turn, 2),
                 "quota_per_day": round(quota.per_day) if real else None,

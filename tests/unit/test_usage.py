@@ -1,0 +1,46 @@
+from types import SimpleNamespace
+
+from daca_kit.usage import QUOTAS, RU_PER_STATEMENT, usage_report
+
+
+def kit(backends: dict[str, str], calls: dict[str, int], turns: int) -> SimpleNamespace:
+    return SimpleNamespace(backends=backends, backend_calls=lambda: calls, turns_completed=turns)
+
+
+EMBEDDED = {"database": "sqlite", "counters": "sql", "events": "in-process", "model": "offline"}
+REAL = {
+    "database": "postgres",
+    "counters": "rediss://x.upstash.io:6379",
+    "events": "amqps://h:5671/v",
+    "model": "gemini:m",
+}
+
+
+def test_embedded_parts_have_no_quota_and_count_plain_calls() -> None:
+    report = usage_report(kit(EMBEDDED, {"database": 50, "counters": 0, "events": 10, "model": 10}, 10))
+    assert report["sustainable_turns_per_day"] is None
+    database = next(r for r in report["services"] if r["service"] == "database")
+    assert (database["used"], database["unit"], database["calls"], database["per_turn"]) == (
+        50,
+        "statements",
+        50,
+        5,
+    )
+
+
+def test_real_services_are_metered_in_billing_units_and_the_first_to_run_out_is_named() -> None:
+    calls = {"database": 50, "counters": 20, "events": 10, "model": 10}
+    report = usage_report(kit(REAL, calls, 10))
+    rows = {r["service"]: r for r in report["services"]}
+    assert rows["database"]["used"] == 50 * RU_PER_STATEMENT
+    assert rows["events"]["used"] == 20  # a message in and a message out
+    assert rows["model"]["turns_per_day"] == int(QUOTAS["model"].per_day)
+    assert report["bottleneck"] == "model"
+    assert report["sustainable_turns_per_day"] == int(QUOTAS["model"].per_day)
+    assert "model runs out first" in report["note"]
+
+
+def test_before_the_first_turn_the_design_figures_are_used() -> None:
+    report = usage_report(kit(REAL, {"database": 0, "counters": 0, "events": 0, "model": 0}, 0))
+    counters = next(r for r in report["services"] if r["service"] == "counters")
+    assert counters["per_turn"] == 2 and counters["turns_per_day"] == int(QUOTAS["counters"].per_day / 2)
