@@ -133,5 +133,6 @@ def bootstrap(
         model=llm,
         runtime=runtime,
         limiter=limiter,
+        activities=activities,
         backends=backends,
     )

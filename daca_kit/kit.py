@@ -73,6 +73,7 @@ class Kit:
     limiter: RateLimiter
     backends: dict[str, str]
     relay: OutboxRelay | None = None
+    activities: Any = None
     consume_events: bool = True
     turns_completed: int = 0
     _started: bool = False
@@ -348,9 +349,15 @@ class Kit:
         for key, probe in (
             ("database", self.store.ping),
             ("counters", getattr(self.counters, "ping", None)),
-            ("model", getattr(self.model, "health", None)),
         ):
             parts[key] = _probe(self.backends.get(key, "?"), probe)
+        model_error = getattr(self.activities, "model_error", None)
+        parts["model"] = {
+            "backend": self.backends.get("model"),
+            "ok": model_error is None,
+            "checked": "by the latest reply",
+            **({"error": model_error} if model_error else {}),
+        }
         relay_error = self.relay.last_error if self.relay else None
         parts["events"] = {
             "backend": self.backends.get("events"),

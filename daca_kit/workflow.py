@@ -158,6 +158,8 @@ class TurnActivities:
         self.counters = counters
         self.model = model
         self.meter = meter
+        # The outcome of the latest model call, for /health (probing Gemini would spend free-tier quota).
+        self.model_error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -193,7 +195,9 @@ class TurnActivities:
             reply = self.model.generate(request)
         except DacaError as exc:
             log.warning("reply model failed: %s", exc)
+            self.model_error = str(exc)
             return {"error": str(exc)}
+        self.model_error = None
         if not reply.text.strip():
             return {"error": "The reply model returned an empty reply; the message was not answered."}
         return {"text": reply.text, "model": reply.model, "offline": reply.offline}

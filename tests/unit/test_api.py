@@ -163,3 +163,19 @@ def test_analytics_shows_unavailable_when_counters_are_down(client, fakes) -> No
     assert response.status_code == 200
     assert response.json()["message_count"] is None and response.json()["available"] is False
     assert http.post("/chat/", json={"user_id": "bob", "text": "hi"}).status_code == 200
+
+
+def test_health_shows_the_model_degraded_after_a_failed_reply(client, fakes) -> None:
+    from daca_kit.errors import ModelError
+
+    http, kit = client()
+    fakes["llm"].fail_with = ModelError("GEMINI_MODEL 'old' was not found: set GEMINI_MODEL to a current model")
+    assert http.post("/chat/", json={"user_id": "amy", "text": "hi"}).status_code == 503
+    kit._health_cache = None
+    health = http.get("/health").json()
+    assert health["status"] == "degraded" and health["degraded"] == ["model"]
+    assert "GEMINI_MODEL" in health["backends"]["model"]["error"]
+    fakes["llm"].fail_with = None
+    assert http.post("/chat/", json={"user_id": "amy", "text": "hi again"}).status_code == 200
+    kit._health_cache = None
+    assert http.get("/health").json()["status"] == "healthy"
