@@ -948,6 +948,9 @@ def chart(report: dict[str, Any], path: Path) -> None:
         ax.set_xscale("log")
         ax.set_ylim(bottom=0)
         ax.legend()
+    else:
+        ax.axis("off")
+        ax.text(0.5, 0.5, "history scenario not run\n(--scenarios history)", ha="center", va="center")
     ax.set_title("one user: latency (ms) vs stored turns")
     ax = axes[1][1]
     for i, (key, part) in enumerate(loads):
