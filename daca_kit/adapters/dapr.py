@@ -152,6 +152,19 @@ class DaprSidecar:
         self.client.close()
 
 
+def checked_sidecar(
+    settings: Settings, *, wait: float | None = None, transport: httpx.BaseTransport | None = None
+) -> DaprSidecar:
+    """A sidecar client that has answered its health check (else ConfigError, client closed)."""
+    sidecar = DaprSidecar.from_settings(settings, transport=transport)
+    try:
+        require_sidecar(sidecar, wait=wait)
+    except ConfigError:
+        sidecar.close()
+        raise
+    return sidecar
+
+
 def require_sidecar(sidecar: DaprSidecar, *, wait: float | None = None) -> None:
     """Returns once GET /v1.0/healthz/outbound succeeds; raises ConfigError after `wait` seconds."""
     wait = startup_wait() if wait is None else wait
@@ -220,13 +233,7 @@ class DaprCounters:
     def from_settings(
         cls, settings: Settings, *, wait: float | None = None, transport: httpx.BaseTransport | None = None
     ) -> DaprCounters:
-        sidecar = DaprSidecar.from_settings(settings, transport=transport)
-        try:
-            require_sidecar(sidecar, wait=wait)
-        except ConfigError:
-            sidecar.close()
-            raise
-        return cls(sidecar, settings.dapr_statestore)
+        return cls(checked_sidecar(settings, wait=wait, transport=transport), settings.dapr_statestore)
 
     # -- state primitives ----------------------------------------------------------------------
     def _request(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
@@ -434,13 +441,7 @@ class DaprEventBus:
     def from_settings(
         cls, settings: Settings, *, wait: float | None = None, transport: httpx.BaseTransport | None = None
     ) -> DaprEventBus:
-        sidecar = DaprSidecar.from_settings(settings, transport=transport)
-        try:
-            require_sidecar(sidecar, wait=wait)
-        except ConfigError:
-            sidecar.close()
-            raise
-        return cls(sidecar, settings.dapr_pubsub)
+        return cls(checked_sidecar(settings, wait=wait, transport=transport), settings.dapr_pubsub)
 
     def publish(self, topic: str, event: dict[str, Any]) -> None:
         what = f"publish the {topic} event"
@@ -719,13 +720,7 @@ class DaprWorkflowRuntime:
         wait: float | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> DaprWorkflowRuntime:
-        sidecar = DaprSidecar.from_settings(settings, transport=transport)
-        try:
-            require_sidecar(sidecar, wait=wait)
-        except ConfigError:
-            sidecar.close()
-            raise
-        return cls(workflows, activities, sidecar=sidecar)
+        return cls(workflows, activities, sidecar=checked_sidecar(settings, wait=wait, transport=transport))
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
