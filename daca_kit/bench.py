@@ -47,6 +47,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import httpx
 from pydantic import BaseModel
 
+from daca_kit.settings import setting_names
+
 log = logging.getLogger(__name__)
 
 SCENARIOS = ("embedded", "real", "raw", "history", "reviews")
@@ -59,21 +61,7 @@ CALL_NAMES = {
 }
 NO_LIMIT = "100000000/minute"  # the limiter runs (and costs what it costs) but never refuses
 _PROXIES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
-_CONTROLLED = (
-    "DATABASE_URL",
-    "DB_CONNECTION",
-    "REDIS_URL",
-    "UPSTASH_REDIS_REST_URL",
-    "UPSTASH_REDIS_REST_TOKEN",
-    "AMQP_URL",
-    "GEMINI_API_KEY",
-    "GEMINI_BASE_URL",
-    "DACA_RUNTIME",
-    "DACA_RATE_LIMIT",
-    "DACA_CHAT_WAIT",
-    "PORT",
-    "HOST",
-)
+_CONTROLLED = setting_names()
 
 
 # -- statistics ---------------------------------------------------------------------------------

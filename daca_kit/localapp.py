@@ -27,33 +27,12 @@ import httpx
 
 from daca_kit.client import KitClient
 from daca_kit.errors import DacaError
+from daca_kit.settings import SERVICE_SETTINGS, setting_names
 
 # Optional services: off ("") unless the caller names them.
-OPTIONAL = (
-    "REDIS_URL",
-    "UPSTASH_REDIS_REST_URL",
-    "UPSTASH_REDIS_REST_TOKEN",
-    "AMQP_URL",
-    "GEMINI_API_KEY",
-    "GEMINI_BASE_URL",
-)
+OPTIONAL = SERVICE_SETTINGS
 # Left out of the child's environment unless given, so the app's own default applies.
-CONTROLLED = (
-    *OPTIONAL,
-    "DATABASE_URL",
-    "DB_CONNECTION",
-    "GEMINI_MODEL",
-    "DACA_RUNTIME",
-    "DACA_REVIEWER_PASSWORD",
-    "DACA_ADMIN_TOKEN",
-    "DACA_RATE_LIMIT",
-    "DACA_CHAT_WAIT",
-    "DACA_REVIEW_TIMEOUT",
-    "DACA_SENSITIVE_KEYWORDS",
-    "SPACE_ID",
-    "PORT",
-    "HOST",
-)
+CONTROLLED = setting_names()
 _PROXIES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 

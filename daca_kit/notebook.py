@@ -14,24 +14,13 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daca_kit.settings import Settings, load_settings
+from daca_kit.settings import SERVICE_SETTINGS, Settings, load_settings
 
 if TYPE_CHECKING:
     from daca_kit.kit import Kit
 
 # Settings whose empty value means "off": passed as None so the environment cannot turn them on.
-OPTIONAL = frozenset(
-    {
-        "REDIS_URL",
-        "UPSTASH_REDIS_REST_URL",
-        "UPSTASH_REDIS_REST_TOKEN",
-        "AMQP_URL",
-        "GEMINI_API_KEY",
-        "GEMINI_BASE_URL",
-        "DACA_ADMIN_TOKEN",
-        "DACA_REVIEWER_PASSWORD",
-    }
-)
+OPTIONAL = frozenset({*SERVICE_SETTINGS, "DACA_ADMIN_TOKEN", "DACA_REVIEWER_PASSWORD"})
 
 
 def env_path(name: str | Path = "") -> Path:

@@ -192,6 +192,27 @@ class Settings(BaseSettings):
         return bool(self.space_id)
 
 
+def setting_names() -> tuple[str, ...]:
+    """Every environment variable the kit reads, aliases included (derived from `Settings`)."""
+    names: list[str] = []
+    for field in Settings.model_fields.values():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.extend(c for c in alias.choices if isinstance(c, str) and c.isupper())
+    return tuple(names)
+
+
+# The settings that switch a part to a real service; empty means "embedded".
+SERVICE_SETTINGS = (
+    "REDIS_URL",
+    "UPSTASH_REDIS_REST_URL",
+    "UPSTASH_REDIS_REST_TOKEN",
+    "AMQP_URL",
+    "GEMINI_API_KEY",
+    "GEMINI_BASE_URL",
+)
+
+
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment, or a ConfigError whose message names settings but never values."""
     from pydantic import ValidationError

@@ -20,6 +20,7 @@ import pytest
 
 from daca_kit import space
 from daca_kit.envfile import read_env
+from daca_kit.settings import setting_names
 from tests.conftest import purge_queues
 from tests.support.gemini_stub import GeminiStub
 
@@ -36,24 +37,7 @@ EXPECTED = (
     "03_verify_prototype.ipynb",
 )
 # Settings a developer's shell may hold; the kernel must not inherit them.
-KIT_SETTINGS = (
-    "DATABASE_URL",
-    "DB_CONNECTION",
-    "REDIS_URL",
-    "UPSTASH_REDIS_REST_URL",
-    "UPSTASH_REDIS_REST_TOKEN",
-    "AMQP_URL",
-    "GEMINI_API_KEY",
-    "GEMINI_MODEL",
-    "GEMINI_BASE_URL",
-    "DACA_RUNTIME",
-    "DACA_ADMIN_TOKEN",
-    "DACA_REVIEWER_PASSWORD",
-    "DACA_RATE_LIMIT",
-    "HF_TOKEN",
-    "CRONJOB_API_KEY",
-    "SPACE_ID",
-)
+KIT_SETTINGS = (*setting_names(), "HF_TOKEN", "CRONJOB_API_KEY")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 

@@ -31,6 +31,8 @@ from typing import Any
 
 import httpx
 
+from daca_kit.settings import SERVICE_SETTINGS, setting_names
+
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "app.py"
 
@@ -38,35 +40,10 @@ REVIEWER_PASSWORD = "rv-pass-7f3c19a2e8"
 ADMIN_TOKEN = "adm-token-5b0d4e61c2"
 
 # Optional services: set to "" (off) unless the caller names them.
-_OPTIONAL = (
-    "REDIS_URL",
-    "UPSTASH_REDIS_REST_URL",
-    "UPSTASH_REDIS_REST_TOKEN",
-    "AMQP_URL",
-    "GEMINI_API_KEY",
-    "GEMINI_BASE_URL",
-)
+_OPTIONAL = SERVICE_SETTINGS
 # Everything else that changes what the app does: removed from the child's environment (so the
 # app's default applies) unless the caller sets it.
-_CONTROLLED = (
-    *_OPTIONAL,
-    "DATABASE_URL",
-    "DB_CONNECTION",
-    "GEMINI_MODEL",
-    "GEMINI_TIMEOUT",
-    "DACA_RUNTIME",
-    "DACA_REVIEWER_PASSWORD",
-    "DACA_ADMIN_TOKEN",
-    "DACA_SENSITIVE_KEYWORDS",
-    "DACA_REVIEW_TIMEOUT",
-    "DACA_HISTORY_TURNS",
-    "DACA_RATE_LIMIT",
-    "DACA_CHAT_WAIT",
-    "DAPR_HTTP_ENDPOINT",
-    "SPACE_ID",
-    "PORT",
-    "HOST",
-)
+_CONTROLLED = setting_names()
 
 
 def eventually(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:
