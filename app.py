@@ -7,7 +7,7 @@ With no settings it runs on embedded defaults (SQLite, embedded counters and eve
 
 from __future__ import annotations
 
-from daca_kit.server import main
+from daca_kit.web.server import main
 
 if __name__ == "__main__":
     main()

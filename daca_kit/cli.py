@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
 
     if args.command == "bench":
-        from daca_kit.bench import main as bench_main
+        from daca_kit.ops.bench import main as bench_main
 
         return int(bench_main(rest))
     if rest:
@@ -48,11 +48,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"daca-kit: {exc}", file=sys.stderr)
         return 2
     if args.command == "serve":
-        from daca_kit.server import serve as run_server
+        from daca_kit.web.server import serve as run_server
 
         run_server(settings, with_ui=not args.api_only)
         return 0
-    from daca_kit.doctor import main as doctor_main
+    from daca_kit.ops.doctor import main as doctor_main
 
     return int(doctor_main(settings))
 

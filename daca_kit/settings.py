@@ -32,6 +32,8 @@ _PLACEHOLDERS = {
     "secret",
 }
 
+# A current stable Flash model (Gemini API deprecations page, November 2026). Model names retire fast,
+# which is why GEMINI_MODEL is a setting and a 404 from Gemini names it.
 DEFAULT_GEMINI_MODEL = "gemini-3.8-flash"
 
 

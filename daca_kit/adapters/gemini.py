@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -22,14 +23,11 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from daca_kit.core.models import Backend, Reply, ReplyRequest
 from daca_kit.errors import ConfigError, ModelError
-from daca_kit.ports import Reply, ReplyRequest
+from daca_kit.settings import DEFAULT_GEMINI_MODEL
 
 logger = logging.getLogger(__name__)
-
-# A current stable Flash model (Gemini API deprecations page, November 2026). Model names retire fast,
-# which is why GEMINI_MODEL is a setting and a 404 names it.
-DEFAULT_GEMINI_MODEL = "gemini-3.8-flash"
 
 KEY_HELP = "https://aistudio.google.com/apikey"
 MAX_BACKOFF_SECONDS = 30.0
@@ -92,6 +90,9 @@ class GeminiReplyModel:
             raise ConfigError("The Gemini retry limit must be at least 1 attempt.")
         self.model = model.strip()
         self.name = f"gemini:{self.model}"
+        self.backend = Backend("gemini", self.name, f"Google Gemini ({self.model})")
+        self.calls = 0  # requests sent, retries included (each is a request against the quota)
+        self._calls_lock = threading.Lock()
         self._key = api_key.strip()
         self._timeout = timeout
         self._max_retries = max_retries
@@ -174,6 +175,8 @@ class GeminiReplyModel:
     def _with_retries(self, call: Callable[[], T]) -> tuple[T, int]:
         attempt = 1
         while True:
+            with self._calls_lock:
+                self.calls += 1
             try:
                 return call(), attempt
             except Exception as exc:

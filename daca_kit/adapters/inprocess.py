@@ -12,20 +12,27 @@ import threading
 from collections import defaultdict
 from typing import Any
 
+from daca_kit.core.models import Backend
+from daca_kit.core.ports import Handler
 from daca_kit.errors import BusError
-from daca_kit.ports import Handler
 
 log = logging.getLogger(__name__)
 
 
 class InProcessEventBus:
+    """`EventBus` inside this process (embedded)."""
+
     name = "in-process"
-    label = "in-process"
+    backend = Backend("in-process", "in-process", "in-process (embedded)", embedded=True)
 
     def __init__(self) -> None:
         self._handlers: dict[str, list[tuple[str, Handler]]] = defaultdict(list)
         self._lock = threading.Lock()
         self.published = 0
+
+    @property
+    def calls(self) -> int:
+        return self.published
 
     def publish(self, topic: str, event: dict[str, Any]) -> None:
         with self._lock:

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import time
 
-from daca_kit.ports import Reply, ReplyRequest
+from daca_kit.core.models import Backend, Reply, ReplyRequest
 
 OFFLINE_NOTE = "offline reply model: set GEMINI_API_KEY for Gemini replies"
 
 
 class OfflineReplyModel:
+    """`ReplyModel` without a network: echoes what the workflow fed it."""
+
     name = "offline"
-    label = "offline (deterministic, no network)"
+    backend = Backend("offline", "offline", "offline model (embedded, no network)", embedded=True)
 
     def __init__(self, *, delay: float = 0.0) -> None:
         self.delay = delay
@@ -46,4 +48,7 @@ class OfflineReplyModel:
         return Reply(text=reply, model="offline", offline=True, metadata={"note": OFFLINE_NOTE})
 
     def ping(self) -> None:
+        return None
+
+    def close(self) -> None:
         return None

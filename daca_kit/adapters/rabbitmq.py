@@ -23,8 +23,9 @@ from urllib.parse import urlsplit
 import pika
 import pika.exceptions
 
+from daca_kit.core.models import Backend
+from daca_kit.core.ports import Handler
 from daca_kit.errors import BusError
-from daca_kit.ports import Handler
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,9 @@ class PikaEventBus:
         if not 0 < prefetch < 1000:
             raise ValueError("prefetch must be between 1 and 999 (CloudAMQP allows 1,000 unacked messages)")
         self.url = url
-        self.label = describe_amqp_url(url)
+        label = describe_amqp_url(url)
+        tls = url.lower().startswith("amqps")
+        self.backend = Backend("rabbitmq", label, "RabbitMQ over TLS (e.g. CloudAMQP)" if tls else "RabbitMQ")
         self.prefetch = prefetch
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
@@ -81,6 +84,13 @@ class PikaEventBus:
         self._declared: set[str] = set()
         self._consumers: list[_Consumer] = []
         self._closed = threading.Event()
+
+    def __repr__(self) -> str:
+        return f"PikaEventBus({self.backend.label!r})"  # never the password
+
+    @property
+    def calls(self) -> int:
+        return self.published
 
     def _params(self) -> pika.URLParameters:
         params = pika.URLParameters(self.url)

@@ -17,11 +17,12 @@ from typing import Any
 import redis
 from redis.exceptions import AuthenticationError, RedisError
 
+from daca_kit.core.analytics import COUNT_KEY
+from daca_kit.core.models import Backend
 from daca_kit.errors import CountersError
 
 log = logging.getLogger(__name__)
 
-COUNT_KEY = "message_count:{}"
 MARK_KEY = "message_counted:{}"
 MARK_TTL = 7 * 86400
 
@@ -69,6 +70,11 @@ def describe_redis_url(url: str) -> str:
     return f"{parts.scheme}://{host}:{parts.port or 6379}"
 
 
+def redis_backend(label: str) -> Backend:
+    tls = label.startswith("rediss")
+    return Backend("redis", label, "Redis over TLS (e.g. Upstash)" if tls else "Redis")
+
+
 def explain_redis_error(exc: Exception, setting: str = "REDIS_URL") -> str:
     if isinstance(exc, AuthenticationError) or "WRONGPASS" in str(exc) or "NOAUTH" in str(exc):
         return f"Redis refused the password: check the password in {setting}"
@@ -98,13 +104,17 @@ class KeyValueCounters:
     name = "redis"
     setting = "REDIS_URL"
 
-    def __init__(self, *, label: str) -> None:
-        self.label = label
+    def __init__(self, *, backend: Backend) -> None:
+        self.backend = backend
         self.commands = 0
         self.cooldown = 3.0
         self._lock = threading.Lock()
         self._failing_since: float | None = None
         self._last_error = ""
+
+    @property
+    def calls(self) -> int:
+        return self.commands
 
     # -- transport, per subclass --------------------------------------------------------------
     def _eval(self, script: str, keys: list[str], args: list[Any]) -> Any:
@@ -199,14 +209,17 @@ class KeyValueCounters:
     def ping(self) -> None:
         self._call(f"reach {self.name}", self._command, "ping")
 
+    def close(self) -> None:
+        raise NotImplementedError
+
 
 class RedisCounters(KeyValueCounters):
     """`Counters` on Redis over TCP. Every method is one Redis command (plus SCAN pages for `reset`/`all`)."""
 
     name = "redis"
 
-    def __init__(self, client: redis.Redis, *, label: str = "redis") -> None:
-        super().__init__(label=label)
+    def __init__(self, client: redis.Redis, *, label: str = "redis://localhost:6379") -> None:
+        super().__init__(backend=redis_backend(label))
         self.client = client
         self._scripts = {name: client.register_script(text) for name, text in SCRIPTS.items()}
 

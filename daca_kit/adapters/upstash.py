@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from daca_kit.adapters.redis import SCRIPTS, KeyValueCounters
+from daca_kit.core.models import Backend
 
 
 def explain_upstash_error(exc: Exception) -> str:
@@ -31,7 +32,7 @@ class UpstashCounters(KeyValueCounters):
     setting = "UPSTASH_REDIS_REST_URL"
 
     def __init__(self, client: Any, *, label: str = "upstash-rest") -> None:
-        super().__init__(label=label)
+        super().__init__(backend=Backend("upstash-rest", label, "Upstash Redis (REST)"))
         self.client = client
 
     @classmethod

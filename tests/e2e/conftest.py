@@ -1,6 +1,6 @@
 """Fixtures for end-to-end tests: the real app served on a free local port, and headless Chromium.
 
-`live_app` runs `daca_kit.server.build_app` under uvicorn in a thread, on embedded defaults (a fresh
+`live_app` runs `daca_kit.web.server.build_app` under uvicorn in a thread, on embedded defaults (a fresh
 SQLite file, offline model); `app_process` runs `python app.py` itself in a subprocess. `chromium` is
 Debian's Chromium driven by Playwright; it is skipped with the reason when /usr/bin/chromium is missing,
 and fails instead when DACA_REQUIRE_BROWSER=1. `GradioSession` calls Gradio functions over raw HTTP.
@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from daca_kit.api import Auth
 from daca_kit.bootstrap import bootstrap
-from daca_kit.kit import Kit
+from daca_kit.core.kit import Kit
+from daca_kit.web.auth import Auth
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -58,7 +58,7 @@ class LiveApp:
 def live_app(settings_factory: Any) -> Iterator[LiveApp]:
     import uvicorn
 
-    from daca_kit.server import build_app
+    from daca_kit.web.server import build_app
 
     settings = settings_factory()
     password = settings.reviewer_password.get_secret_value()

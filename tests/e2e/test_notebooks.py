@@ -18,8 +18,8 @@ from typing import Any
 import nbformat
 import pytest
 
-from daca_kit import space
-from daca_kit.envfile import read_env
+from daca_kit.ops import space
+from daca_kit.ops.envfile import read_env
 from daca_kit.settings import setting_names
 from tests.conftest import purge_queues
 from tests.support.gemini_stub import GeminiStub
@@ -232,7 +232,13 @@ def test_deploy_dry_run_builds_a_complete_space(tmp_path: Path, monkeypatch: pyt
     front = yaml.safe_load(readme.split("---\n")[1])
     assert front["sdk"] == "gradio" and front["app_file"] == "app.py" and front["python_version"] == "3.11"
     assert front["sdk_version"] == space.gradio_version()
-    for name in ("app.py", "requirements.txt", "daca_kit/server.py", "daca_kit/api.py", "components"):
+    for name in (
+        "app.py",
+        "requirements.txt",
+        "daca_kit/web/server.py",
+        "daca_kit/web/api/__init__.py",
+        "components",
+    ):
         assert (out / name).exists(), f"{name} is missing from the Space folder"
     assert not (out / ".env").exists()
     assert f"gradio=={front['sdk_version']}" in (out / "requirements.txt").read_text().splitlines()

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from daca_kit.api import create_api
 from daca_kit.bootstrap import bootstrap
-from daca_kit.kit import Kit
+from daca_kit.core.kit import Kit
+from daca_kit.web.api import create_api
 from tests.support.gemini_stub import GeminiStub
 
 KEY = "AIzaSy-fault-test-key-42"

@@ -13,9 +13,9 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from daca_kit.api import create_api
 from daca_kit.bootstrap import bootstrap
-from daca_kit.kit import Kit
+from daca_kit.core.kit import Kit
+from daca_kit.web.api import create_api
 from tests.conftest import purge_queues
 from tests.support.appproc import AppProcess, eventually
 from tests.support.tcpproxy import TcpProxy

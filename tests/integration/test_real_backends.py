@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 
 from daca_kit.adapters.rabbitmq import PikaEventBus
 from daca_kit.adapters.redis import RedisCounters
-from daca_kit.adapters.sql import SqlCounters, SqlStore
-from daca_kit.api import create_api
+from daca_kit.adapters.sql import SqlCounters, open_stores
 from daca_kit.bootstrap import bootstrap
-from daca_kit.workflow import cloud_event
+from daca_kit.core.workflow import cloud_event
+from daca_kit.web.api import create_api
 
 pytestmark = pytest.mark.integration
 REVIEWER = ("reviewer", "test-reviewer-pw")
@@ -35,9 +35,9 @@ def test_step5_on_postgres_redis_rabbitmq(settings_factory, pg_url, redis_url, a
     settings = settings_factory(database_url=pg_url, redis_url=redis_url, amqp_url=amqp_url)
     kit = bootstrap(settings).start()
     try:
-        assert kit.backends["database"] == "postgres"
-        assert kit.backends["counters"].startswith("redis://")
-        assert kit.backends["events"].startswith("amqp://")
+        assert kit.backends["database"].kind == "postgres"
+        assert kit.backends["counters"].label.startswith("redis://")
+        assert kit.backends["events"].label.startswith("amqp://")
         assert isinstance(kit.bus, PikaEventBus) and kit.bus.wait_ready(10)
         http = TestClient(create_api(kit))
         http.post("/analytics/alice/initialize", json={"message_count": 5}, headers=ADMIN)
@@ -95,7 +95,7 @@ def test_many_turns_on_real_backends_each_counted_once(settings_factory, pg_url,
             t.join()
         client = redis.Redis.from_url(redis_url, decode_responses=True)
         assert wait_for(lambda: sum(int(client.get(f"message_count:user{u}") or 0) for u in range(4)) == 40)
-        assert kit.store.outbox_size() == 0
+        assert kit.stores.outbox.size() == 0
         assert len(kit.conversations("user0", 100)) == 10
     finally:
         kit.close()
@@ -110,11 +110,11 @@ def test_a_turn_costs_two_redis_commands_and_one_publish(
     try:
         kit.bus.wait_ready(10)
         kit.chat_sync("warm", "up")
-        assert wait_for(lambda: kit.store.outbox_size() == 0 and kit.message_count("warm") == 1)
+        assert wait_for(lambda: kit.stores.outbox.size() == 0 and kit.message_count("warm") == 1)
         commands, published = kit.counters.commands, kit.bus.published
         for i in range(10):
             assert kit.chat_sync("meter", f"turn {i}").status == "completed"
-        assert wait_for(lambda: kit.store.outbox_size() == 0)
+        assert wait_for(lambda: kit.stores.outbox.size() == 0)
         client = redis.Redis.from_url(redis_url, decode_responses=True)
         assert wait_for(lambda: client.get("message_count:meter") == "10")
         assert (
@@ -126,9 +126,10 @@ def test_a_turn_costs_two_redis_commands_and_one_publish(
 
 
 def test_history_query_is_bounded_and_indexed_on_postgres(pg_url) -> None:
-    store = SqlStore(pg_url)
-    store.create_all()
-    from daca_kit.clock import utcnow
+    stores = open_stores(pg_url)
+    stores.database.create_all()
+    store = stores.conversations
+    from daca_kit.core.clock import utcnow
 
     for other in range(20):
         store.bulk_insert_turns(f"other{other}", [("x", "y")] * 1000, utcnow())
@@ -146,7 +147,7 @@ def test_history_query_is_bounded_and_indexed_on_postgres(pg_url) -> None:
     assert "ix_conversation_user_id_id" in plan
     history = store.history("heavy", 10)
     assert [t.message for t in history] == [f"m{i}" for i in range(4990, 5000)]
-    store.close()
+    stores.database.close()
 
 
 def test_redis_counters_adapter(redis_url) -> None:
@@ -173,16 +174,16 @@ def test_redis_counters_report_a_closed_port_as_a_sentence() -> None:
 
 
 def test_sql_counters_on_postgres_are_idempotent_under_concurrency(pg_url) -> None:
-    store = SqlStore(pg_url)
-    store.create_all()
-    counters = SqlCounters(store)
+    stores = open_stores(pg_url)
+    stores.database.create_all()
+    counters = SqlCounters(stores.database)
     threads = [threading.Thread(target=counters.increment_once, args=("p", f"e{i % 10}")) for i in range(40)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert counters.get("p") == 10
-    store.close()
+    stores.database.close()
 
 
 def test_rabbitmq_redelivers_when_the_handler_fails(amqp_url) -> None:

@@ -47,7 +47,7 @@ def test_bootstrap_picks_upstash_rest_when_configured(settings_factory, redis_ur
             )
         ).start()
         try:
-            assert kit.backends["counters"].startswith("upstash-rest://")
+            assert kit.backends["counters"].label.startswith("upstash-rest://")
             assert kit.limiter.shared
             result = kit.chat_sync("carol", "hello")
             assert result.status == "completed"

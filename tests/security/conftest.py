@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from daca_kit.api import create_api
 from daca_kit.bootstrap import bootstrap
-from daca_kit.kit import Kit
+from daca_kit.core.kit import Kit
+from daca_kit.web.api import create_api
 
 REVIEWER_PASSWORD = "rv-9c1e77f0b2d4"
 ADMIN_TOKEN = "adm-4f8a2b6c0d1e"

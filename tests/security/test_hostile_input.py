@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from daca_kit.kit import Kit
+from daca_kit.core.kit import Kit
 
 VERBATIM = {
     "sql": "Robert'); DROP TABLE conversation; --",
@@ -59,7 +59,7 @@ def snapshot(kit: Kit) -> dict[str, Any]:
         "conversations": {u: kit.conversations(u, 500) for u in ("u", "eve", "x")},
         "reviews": kit.pending_reviews(),
         "counts": kit.all_counts(),
-        "outbox": kit.store.outbox_size(),
+        "outbox": kit.stores.outbox.size(),
     }
 
 
@@ -77,7 +77,7 @@ def test_hostile_text_is_stored_verbatim_and_returned_as_json(app: tuple[Kit, Te
     assert [t["message"] for t in reversed(stored.json())] == list(VERBATIM.values())
     # HTML leaves only inside JSON strings (application/json), never as markup of an HTML response.
     assert "<script>" in stored.text and stored.json()[-3]["message"] == VERBATIM["html"]
-    assert kit.store.ping() is None  # the table survived the "DROP TABLE" text
+    assert kit.stores.database.ping() is None  # the table survived the "DROP TABLE" text
 
 
 UNSTORABLE = {"nul": "before\x00after", "only-nul": "\x00", "lone-surrogate": "lone \ud800 surrogate"}

@@ -132,7 +132,7 @@ def test_no_secret_in_logs_or_responses_in_process(
 ) -> None:
     from fastapi.testclient import TestClient
 
-    from daca_kit.api import create_api
+    from daca_kit.web.api import create_api
 
     purge_queues(amqp_url)
     caplog.set_level(logging.DEBUG)
@@ -152,7 +152,7 @@ def test_no_secret_in_logs_or_responses_in_process(
         try:
             seen = full_session(TestClient(create_api(kit)), stub)
             assert kit.relay is not None and kit.relay.wait_idle(10)
-            shown = [str(kit.backends), str(kit.health(max_age=0)), str(kit.usage()), repr(kit.store)]
+            shown = [str(kit.backends), str(kit.health(max_age=0)), str(kit.usage()), repr(kit.stores)]
         finally:
             kit.close()
         assert any(r.headers.get("x-goog-api-key") == GEMINI_KEY for r in stub.requests)  # the key was used
@@ -173,7 +173,7 @@ def test_reprs_hide_the_database_password(settings_factory: Any) -> None:
         assert_no_secret(repr(settings) + str(settings), SECRETS, "repr(settings)")
         assert_no_secret(repr(kit), SECRETS, "repr(kit)")
     finally:
-        kit.store.close()
+        kit.stores.database.close()
 
 
 def test_no_secret_when_a_backend_is_unreachable(

@@ -13,7 +13,7 @@ developer's environment cannot leak in; the process runs in `workdir`, where the
 where SQLite's file goes. Everything the app prints goes to `workdir/app.log`.
 
 `ui=True` runs `python app.py` exactly as Spaces does. The default runs `python -m daca_kit.cli serve
---api-only`: the same `daca_kit.server.serve` (same kit, REST API, logging and uvicorn) without
+--api-only`: the same `daca_kit.web.server.serve` (same kit, REST API, logging and uvicorn) without
 mounting Gradio, whose import alone takes several seconds of CPU; fault tests start the app often.
 """
 

@@ -6,13 +6,14 @@ import threading
 from collections import defaultdict
 from typing import Any
 
+from daca_kit.core.models import Backend, Reply, ReplyRequest
+from daca_kit.core.ports import Handler
 from daca_kit.errors import BusError, CountersError, ModelError
-from daca_kit.ports import Handler, Reply, ReplyRequest
 
 
 class FakeCounters:
     name = "fake"
-    label = "fake"
+    backend = Backend("fake", "fake", "fake counters (tests)", embedded=True)
 
     def __init__(self) -> None:
         self.values: dict[str, int] = {}
@@ -52,12 +53,22 @@ class FakeCounters:
         self._check()
         return dict(list(self.values.items())[:limit])
 
+    @property
+    def calls(self) -> int:
+        return self.commands
+
+    def ping(self) -> None:
+        self._check()
+
+    def close(self) -> None:
+        pass
+
 
 class FakeEventBus:
     """Delivers synchronously like the in-process bus and records every published event."""
 
     name = "fake"
-    label = "fake"
+    backend = Backend("fake", "fake", "fake bus (tests)", embedded=True)
 
     def __init__(self) -> None:
         self.sent: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -76,6 +87,14 @@ class FakeEventBus:
     def subscribe(self, topic: str, handler: Handler, *, consumer: str) -> None:
         self.handlers[topic].append(handler)
 
+    @property
+    def calls(self) -> int:
+        return self.published
+
+    def ping(self) -> None:
+        if self.down:
+            raise BusError("the fake broker is down")
+
     def close(self) -> None:
         pass
 
@@ -84,6 +103,7 @@ class FakeReplyModel:
     """Replies "reply #n to <text>"; `fail_with` makes it raise; records every request."""
 
     name = "fake-model"
+    backend = Backend("fake", "fake-model", "fake model (tests)", embedded=True)
 
     def __init__(self) -> None:
         self.requests: list[ReplyRequest] = []
@@ -96,6 +116,12 @@ class FakeReplyModel:
         if self.fail_with is not None:
             raise self.fail_with
         return Reply(text=f"reply #{len(self.requests)} to {request.text}", model=self.name)
+
+    def ping(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def failing_model() -> FakeReplyModel:

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from daca_kit.bootstrap import bootstrap
-from daca_kit.kit import Kit
+from daca_kit.core.kit import Kit
 from tests.support.fakes import FakeCounters, FakeEventBus, FakeReplyModel
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from daca_kit.api import create_api
+from daca_kit.web.api import create_api
 
 REVIEWER = ("reviewer", "test-reviewer-pw")
 ADMIN = {"Authorization": "Bearer test-admin-token"}
@@ -104,7 +104,7 @@ def test_bad_input_gets_422_with_a_sentence(client, body, fragment) -> None:
     response = http.post("/chat/", json=body)
     assert response.status_code == 422
     assert fragment in response.json()["detail"]
-    assert kit.store.conversations("bob") == []
+    assert kit.stores.conversations.conversations("bob") == []
 
 
 def test_invalid_json_and_oversized_body(client) -> None:
@@ -169,7 +169,9 @@ def test_health_shows_the_model_degraded_after_a_failed_reply(client, fakes) -> 
     from daca_kit.errors import ModelError
 
     http, kit = client()
-    fakes["llm"].fail_with = ModelError("GEMINI_MODEL 'old' was not found: set GEMINI_MODEL to a current model")
+    fakes["llm"].fail_with = ModelError(
+        "GEMINI_MODEL 'old' was not found: set GEMINI_MODEL to a current model"
+    )
     assert http.post("/chat/", json={"user_id": "amy", "text": "hi"}).status_code == 503
     kit._health_cache = None
     health = http.get("/health").json()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from daca_kit.bench import main, percentiles, targets
+from daca_kit.ops.bench import main, percentiles, targets
 
 
 def test_percentiles_are_nearest_rank() -> None:

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from daca_kit import cronjob
-from daca_kit.cronjob import CronJobError, apply_reset_job, check_api_key, plan_reset_job
+from daca_kit.ops import cronjob
+from daca_kit.ops.cronjob import CronJobError, apply_reset_job, check_api_key, plan_reset_job
 
 API_KEY = "cron-api-key-0123456789"
 ADMIN_TOKEN = "admin-token-for-the-reset"

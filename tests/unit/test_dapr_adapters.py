@@ -15,25 +15,19 @@ import pytest
 from fastapi import FastAPI
 from starlette.testclient import TestClient
 
-from daca_kit.adapters.dapr import (
-    COUNT_KEY,
-    DAPR_RUN,
-    USERS_KEY,
-    DaprCounters,
-    DaprEventBus,
-    DaprSidecar,
-    DaprWorkflowRuntime,
-    dapr_router,
-    instance_state,
-    require_sidecar,
-)
-from daca_kit.adapters.sql import SqlStore
-from daca_kit.analytics import CONSUMER, AnalyticsConsumer
+from daca_kit.adapters.dapr.pubsub import DaprEventBus
+from daca_kit.adapters.dapr.sidecar import DAPR_RUN, DaprSidecar, require_sidecar
+from daca_kit.adapters.dapr.state import USERS_KEY, DaprCounters
+from daca_kit.adapters.dapr.workflow import DaprWorkflowRuntime, instance_state
+from daca_kit.adapters.sql import open_stores
 from daca_kit.bootstrap import bootstrap
+from daca_kit.core.activities import TurnActivities
+from daca_kit.core.analytics import CONSUMER, COUNT_KEY, AnalyticsConsumer
+from daca_kit.core.kit import Kit
+from daca_kit.core.models import COMPLETED, FAILED, RUNNING
+from daca_kit.core.workflow import MESSAGES_TOPIC, WORKFLOW_NAME, chat_turn, cloud_event
 from daca_kit.errors import BackendError, BusError, ConfigError, CountersError, WorkflowError
-from daca_kit.kit import Kit
-from daca_kit.runtime import COMPLETED, FAILED, RUNNING
-from daca_kit.workflow import MESSAGES_TOPIC, WORKFLOW_NAME, TurnActivities, chat_turn, cloud_event
+from daca_kit.web.api.events import events_router
 from tests.support.dapr_sidecar_stub import DaprSidecarStub
 from tests.support.fakes import FakeCounters, FakeEventBus, FakeReplyModel
 from tests.support.replay import EngineWorkflowClient, engine_registry
@@ -244,13 +238,8 @@ def test_publish_errors_are_sentences(bus: DaprEventBus, sidecar: DaprSidecarStu
 
 
 def router_app(bus: Any) -> FastAPI:
-    class KitLike:
-        pass
-
-    kit = KitLike()
-    kit.bus = bus  # type: ignore[attr-defined]
     app = FastAPI()
-    app.include_router(dapr_router(kit))
+    app.include_router(events_router(bus))
     return app
 
 
@@ -358,15 +347,15 @@ def test_bootstrap_in_dapr_mode_wires_the_dapr_adapters(
     try:
         assert isinstance(kit.counters, DaprCounters) and isinstance(kit.bus, DaprEventBus)
         assert isinstance(kit.runtime, DaprWorkflowRuntime)
-        assert kit.backends["counters"] == "dapr-state:statestore"
-        assert kit.backends["events"] == "dapr-pubsub:pubsub"
-        assert kit.backends["workflow"] == "dapr"
+        assert kit.backends["counters"].label == "dapr-state:statestore"
+        assert kit.backends["events"].label == "dapr-pubsub:pubsub"
+        assert kit.backends["workflow"].label == "dapr"
         assert kit.runtime.decisions_in_store is False
     finally:
         kit.runtime.close()
         kit.counters.close()  # type: ignore[attr-defined]
         kit.bus.close()
-        kit.store.close()
+        kit.stores.database.close()
 
 
 def test_start_fails_with_a_sentence_when_the_workflow_api_does_not_answer(sidecar: DaprSidecarStub) -> None:
@@ -395,8 +384,13 @@ def registered_function(runtime: DaprWorkflowRuntime, name: str) -> Any:
 
 
 def test_the_registered_workflow_is_chat_turn_itself(tmp_path: Any) -> None:
-    store = SqlStore(f"sqlite:///{tmp_path / 'daca.db'}")
-    activities = TurnActivities(store=store, counters=FakeCounters(), model=FakeReplyModel()).as_dict()
+    store = open_stores(f"sqlite:///{tmp_path / 'daca.db'}")
+    activities = TurnActivities(
+        conversations=store.conversations,
+        reviews=store.reviews,
+        counters=FakeCounters(),
+        model=FakeReplyModel(),
+    ).as_dict()
     first = DaprWorkflowRuntime({WORKFLOW_NAME: chat_turn}, activities)
     second = DaprWorkflowRuntime({WORKFLOW_NAME: chat_turn}, activities)  # a second one in the same process
     for runtime in (first, second):
@@ -407,7 +401,7 @@ def test_the_registered_workflow_is_chat_turn_itself(tmp_path: Any) -> None:
         DaprWorkflowRuntime({"another_name": chat_turn}, {})
     first.close()
     second.close()
-    store.close()
+    store.database.close()
 
 
 def workflow_state(
@@ -472,9 +466,11 @@ def test_workflow_states_map_to_instance_states() -> None:
 def engine_kit(settings_factory: Any) -> Iterator[tuple[Kit, EngineWorkflowClient]]:
     """A Kit on DaprWorkflowRuntime whose client is Dapr's engine in process, with the real activities."""
     settings = settings_factory(runtime="dapr", chat_wait=0, review_timeout="1h")
-    store = SqlStore(settings.database_url)
+    store = open_stores(settings.database_url)
     counters, bus, llm = FakeCounters(), FakeEventBus(), FakeReplyModel()
-    activities = TurnActivities(store=store, counters=counters, model=llm).as_dict()
+    activities = TurnActivities(
+        conversations=store.conversations, reviews=store.reviews, counters=counters, model=llm
+    ).as_dict()
     client = EngineWorkflowClient()
     runtime = DaprWorkflowRuntime({WORKFLOW_NAME: chat_turn}, activities, client=client, settle_timeout=5)
     client.registry = engine_registry(runtime)

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from daca_kit import doctor
-from daca_kit.doctor import (
+from daca_kit.ops import doctor
+from daca_kit.ops.doctor import (
     AUTH,
     DNS,
     EMBEDDED,
@@ -132,11 +132,11 @@ def test_postgres_round_trip_and_wrong_user_or_database(settings_factory, pg_url
 
 @pytest.mark.integration
 def test_postgres_tables_found_after_the_app_created_them(settings_factory, pg_url: str) -> None:  # type: ignore[no-untyped-def]
-    from daca_kit.adapters.sql import SqlStore
+    from daca_kit.adapters.sql import SqlDatabase
 
-    store = SqlStore(pg_url)
-    store.create_all()
-    store.close()
+    db = SqlDatabase(pg_url)
+    db.create_all()
+    db.close()
     result = doctor.check_database(settings_factory(database_url=pg_url))
     assert result.status == OK and "table 'conversation'" in result.message
 

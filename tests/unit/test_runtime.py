@@ -7,10 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from daca_kit.adapters.sql import SqlStore
+from daca_kit.adapters.local_runtime import LocalRuntime
+from daca_kit.adapters.sql import open_stores
 from daca_kit.bootstrap import bootstrap
+from daca_kit.core.clock import utcnow
 from daca_kit.errors import WorkflowError
-from daca_kit.runtime import LocalRuntime
 from tests.support.fakes import FakeCounters, FakeEventBus, FakeReplyModel
 
 
@@ -25,7 +26,7 @@ def test_pending_review_survives_a_restart_and_completes_after_it(settings_facto
     assert pending.status == "pending_review"
     # Simulate a crash: no orderly shutdown of the runtime's state, just drop the process's objects.
     first.runtime._pool.shutdown(wait=False)
-    first.store.close()
+    first.stores.database.close()
 
     second = fresh_kit(settings)
     try:
@@ -46,17 +47,17 @@ def test_decision_made_while_down_is_picked_up_at_start(settings_factory) -> Non
     pending = first.submit("bob", "urgent")
     first.close()
     # Another process (here: the store alone) records the decision and its workflow event.
-    store = SqlStore(settings.database_url)
-    store.decide_review(
+    stores = open_stores(settings.database_url)
+    stores.reviews.decide_review(
         pending.instance_id,
         approved=False,
         reply=None,
         reason="no",
         reviewer="reviewer",
-        decided_at=__import__("daca_kit.clock").clock.utcnow(),
+        decided_at=utcnow(),
         workflow_event=("review_decision", {"approved": False}),
     )
-    store.close()
+    stores.database.close()
     second = fresh_kit(settings)
     try:
         assert second.wait_turn_sync(pending.instance_id, 5).status == "rejected"
@@ -83,16 +84,16 @@ def test_a_waiting_instance_costs_no_database_calls(settings_factory) -> None:
         for i in range(5):
             kit.submit(f"u{i}", "urgent")
         kit.relay.wait_idle(5)
-        before = kit.store.statements
+        before = kit.stores.database.statements
         time.sleep(1.5)
-        assert kit.store.statements == before
+        assert kit.stores.database.statements == before
     finally:
         kit.close()
 
 
 def test_non_deterministic_workflow_is_detected_on_replay(tmp_path) -> None:
-    store = SqlStore(f"sqlite:///{tmp_path / 'wf.db'}")
-    store.create_all()
+    stores = open_stores(f"sqlite:///{tmp_path / 'wf.db'}")
+    stores.database.create_all()
     flips = iter([True, False])
 
     def flaky(ctx, _input):
@@ -102,23 +103,23 @@ def test_non_deterministic_workflow_is_detected_on_replay(tmp_path) -> None:
         return "done"
 
     runtime = LocalRuntime(
-        store, workflows={"flaky": flaky}, activities={"a": lambda c, i: 1, "b": lambda c, i: 2}
+        stores.workflows, workflows={"flaky": flaky}, activities={"a": lambda c, i: 1, "b": lambda c, i: 2}
     )
     runtime.start()
     try:
         state = runtime.schedule("flaky", "wf-1", {})
         assert state.runtime_status == "RUNNING"
-        store.wf_add_event("wf-1", "go", {})
+        stores.workflows.add_event("wf-1", "go", {})
         with pytest.raises(WorkflowError, match="Non-deterministic"):
             runtime._advance("wf-1")
     finally:
         runtime.close()
-        store.close()
+        stores.database.close()
 
 
 def test_activity_failure_is_thrown_into_the_workflow(tmp_path) -> None:
-    store = SqlStore(f"sqlite:///{tmp_path / 'wf.db'}")
-    store.create_all()
+    stores = open_stores(f"sqlite:///{tmp_path / 'wf.db'}")
+    stores.database.create_all()
 
     def boom(_ctx, _input):
         raise RuntimeError("backend gone")
@@ -130,7 +131,7 @@ def test_activity_failure_is_thrown_into_the_workflow(tmp_path) -> None:
             return f"caught: {exc}"
         return "not reached"
 
-    runtime = LocalRuntime(store, workflows={"wf": wf}, activities={"boom": boom})
+    runtime = LocalRuntime(stores.workflows, workflows={"wf": wf}, activities={"boom": boom})
     runtime.start()
     try:
         state = runtime.schedule("wf", "wf-2", {})
@@ -138,12 +139,12 @@ def test_activity_failure_is_thrown_into_the_workflow(tmp_path) -> None:
         assert runtime.get("wf-2").runtime_status == "COMPLETED"
     finally:
         runtime.close()
-        store.close()
+        stores.database.close()
 
 
 def test_timer_uses_workflow_time_not_wall_clock(tmp_path) -> None:
-    store = SqlStore(f"sqlite:///{tmp_path / 'wf.db'}")
-    store.create_all()
+    stores = open_stores(f"sqlite:///{tmp_path / 'wf.db'}")
+    stores.database.create_all()
     seen = []
 
     def wf(ctx, _input):
@@ -151,7 +152,7 @@ def test_timer_uses_workflow_time_not_wall_clock(tmp_path) -> None:
         yield ctx.create_timer(timedelta(milliseconds=200))
         return "fired"
 
-    runtime = LocalRuntime(store, workflows={"wf": wf}, activities={})
+    runtime = LocalRuntime(stores.workflows, workflows={"wf": wf}, activities={})
     runtime.start()
     try:
         runtime.schedule("wf", "wf-3", {})
@@ -161,4 +162,4 @@ def test_timer_uses_workflow_time_not_wall_clock(tmp_path) -> None:
         assert len(set(seen)) == 1 and len(seen) >= 2
     finally:
         runtime.close()
-        store.close()
+        stores.database.close()

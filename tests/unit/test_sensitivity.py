@@ -1,6 +1,6 @@
 import pytest
 
-from daca_kit.workflow import is_sensitive
+from daca_kit.core.workflow import is_sensitive
 
 KEYWORDS = ("urgent", "help", "emergency")
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from daca_kit import space
-from daca_kit.envfile import describe_env, mask, read_env, write_env
+from daca_kit.ops import space
+from daca_kit.ops.envfile import describe_env, mask, read_env, write_env
 
 
 @dataclass
@@ -58,7 +58,7 @@ def test_gradio_space_folder_is_complete(tmp_path: Path) -> None:
     requirements = (folder.path / "requirements.txt").read_text().splitlines()
     assert f"gradio=={data['sdk_version']}" in requirements
     assert all("--hash" not in line and "==" in line for line in requirements)
-    for name in ("app.py", "daca_kit/__init__.py", "daca_kit/server.py", "components/pubsub.yaml"):
+    for name in ("app.py", "daca_kit/__init__.py", "daca_kit/web/server.py", "components/pubsub.yaml"):
         assert name in folder.files
     assert not any("__pycache__" in f or f.endswith(".pyc") for f in folder.files)
     assert "Dockerfile" not in folder.files

@@ -1,4 +1,4 @@
-from daca_kit.adapters.sql import SqlStore, backend_kind, describe_url, normalize_url
+from daca_kit.adapters.sql import SqlDatabase, backend_kind, describe_url, normalize_url
 
 
 def test_urls_choose_psycopg3_and_the_cockroachdb_dialect() -> None:
@@ -11,7 +11,7 @@ def test_urls_choose_psycopg3_and_the_cockroachdb_dialect() -> None:
 
 def test_cockroachdb_engine_builds_without_connecting_and_keeps_the_tls_root_cert() -> None:
     url = "cockroachdb://daca:s3cret@free-tier.example:26257/daca?sslmode=verify-full&sslrootcert=/certs/root.crt"
-    store = SqlStore(url)
+    store = SqlDatabase(url)
     assert store.engine.dialect.name == "cockroachdb"
     args, kwargs = store.engine.dialect.create_connect_args(store.engine.url)
     assert kwargs.get("sslrootcert") == "/certs/root.crt" and kwargs.get("sslmode") == "verify-full"

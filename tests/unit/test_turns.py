@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from daca_kit.core.workflow import REJECTED_REPLY, TIMED_OUT_REPLY
 from daca_kit.errors import AlreadyDecided, InputError, NotFound, RateLimited
-from daca_kit.workflow import REJECTED_REPLY, TIMED_OUT_REPLY
 from tests.support.fakes import failing_model
 from tests.unit.conftest import settle
 
@@ -138,11 +138,11 @@ def test_broker_down_keeps_events_in_the_outbox_until_it_returns(make_kit, fakes
     for i in range(3):
         assert kit.chat_sync("ivy", f"m{i}").status == "completed"
     time.sleep(0.2)
-    assert kit.store.outbox_size() == 3
+    assert kit.stores.outbox.size() == 3
     fakes["bus"].down = False
     kit.relay.backoff_min = 0.01
     deadline = time.monotonic() + 5
-    while kit.store.outbox_size() and time.monotonic() < deadline:
+    while kit.stores.outbox.size() and time.monotonic() < deadline:
         kit.relay.wake()
         time.sleep(0.05)
     assert fakes["counters"].values["ivy"] == 3
@@ -166,7 +166,7 @@ def test_bad_input_is_refused_and_changes_nothing(make_kit, fakes, user_id, text
     with pytest.raises(InputError):
         kit.submit(user_id, text)
     assert fakes["llm"].requests == []
-    assert kit.store.outbox_size() == 0
+    assert kit.stores.outbox.size() == 0
 
 
 def test_rate_limit_per_user(make_kit) -> None:

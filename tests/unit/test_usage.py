@@ -1,23 +1,29 @@
-from types import SimpleNamespace
+from typing import Any
 
-from daca_kit.usage import QUOTAS, RU_PER_STATEMENT, usage_report
-
-
-def kit(backends: dict[str, str], calls: dict[str, int], turns: int) -> SimpleNamespace:
-    return SimpleNamespace(backends=backends, backend_calls=lambda: calls, turns_completed=turns)
+from daca_kit.core.models import Backend
+from daca_kit.core.usage import QUOTAS, RU_PER_STATEMENT, usage_report
 
 
-EMBEDDED = {"database": "sqlite", "counters": "sql", "events": "in-process", "model": "offline"}
+def kit(backends: dict[str, Backend], calls: dict[str, int], turns: int) -> tuple[Any, ...]:
+    return backends, calls, turns
+
+
+EMBEDDED = {
+    "database": Backend("sqlite", "sqlite", "SQLite", embedded=True),
+    "counters": Backend("sql", "sql", "SQL", embedded=True),
+    "events": Backend("in-process", "in-process", "in-process", embedded=True),
+    "model": Backend("offline", "offline", "offline", embedded=True),
+}
 REAL = {
-    "database": "postgres",
-    "counters": "rediss://x.upstash.io:6379",
-    "events": "amqps://h:5671/v",
-    "model": "gemini:m",
+    "database": Backend("postgres", "postgresql://h/db", "PostgreSQL"),
+    "counters": Backend("redis", "rediss://x.upstash.io:6379", "Redis"),
+    "events": Backend("rabbitmq", "amqps://h:5671/v", "RabbitMQ"),
+    "model": Backend("gemini", "gemini:m", "Gemini"),
 }
 
 
 def test_embedded_parts_have_no_quota_and_count_plain_calls() -> None:
-    report = usage_report(kit(EMBEDDED, {"database": 50, "counters": 0, "events": 10, "model": 10}, 10))
+    report = usage_report(*kit(EMBEDDED, {"database": 50, "counters": 0, "events": 10, "model": 10}, 10))
     assert report["sustainable_turns_per_day"] is None
     database = next(r for r in report["services"] if r["service"] == "database")
     assert (database["used"], database["unit"], database["calls"], database["per_turn"]) == (
@@ -30,7 +36,7 @@ def test_embedded_parts_have_no_quota_and_count_plain_calls() -> None:
 
 def test_real_services_are_metered_in_billing_units_and_the_first_to_run_out_is_named() -> None:
     calls = {"database": 50, "counters": 20, "events": 10, "model": 10}
-    report = usage_report(kit(REAL, calls, 10))
+    report = usage_report(*kit(REAL, calls, 10))
     rows = {r["service"]: r for r in report["services"]}
     assert rows["database"]["used"] == 50 * RU_PER_STATEMENT
     assert rows["events"]["used"] == 20  # a message in and a message out
@@ -41,6 +47,6 @@ def test_real_services_are_metered_in_billing_units_and_the_first_to_run_out_is_
 
 
 def test_before_the_first_turn_the_design_figures_are_used() -> None:
-    report = usage_report(kit(REAL, {"database": 0, "counters": 0, "events": 0, "model": 0}, 0))
+    report = usage_report(*kit(REAL, {"database": 0, "counters": 0, "events": 0, "model": 0}, 0))
     counters = next(r for r in report["services"] if r["service"] == "counters")
     assert counters["per_turn"] == 2 and counters["turns_per_day"] == int(QUOTAS["counters"].per_day / 2)

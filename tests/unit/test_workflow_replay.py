@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from daca_kit.adapters.dapr import DaprWorkflowRuntime
-from daca_kit.workflow import REJECTED_REPLY, REVIEW_EVENT, TIMED_OUT_REPLY, WORKFLOW_NAME, chat_turn
+from daca_kit.adapters.dapr.workflow import DaprWorkflowRuntime
+from daca_kit.core.workflow import REJECTED_REPLY, REVIEW_EVENT, TIMED_OUT_REPLY, WORKFLOW_NAME, chat_turn
 from tests.support.replay import ReplayMismatch, ScenarioError, engine_registry, record, replay
 
 TURN = {

@@ -1,0 +1,371 @@
+"""The kit's workflow runtime on Dapr Workflow (`DACA_RUNTIME=dapr`), over the SDK's gRPC client.
+
+    runtime = DaprWorkflowRuntime.from_settings(settings, workflows={"chat_turn": chat_turn},
+                                                activities=activities.as_dict())
+
+It registers the kit's one workflow definition (the same `chat_turn` function the local runtime runs)
+with Dapr Workflow and offers the `WorkflowRuntime` port on top of `DaprWorkflowClient`. Review
+decisions are raised as workflow events (`decisions_in_store = False`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from daca_kit.adapters.dapr.sidecar import DAPR_RUN, DaprSidecar, checked_sidecar, require_sidecar
+from daca_kit.core.clock import as_utc, utcnow
+from daca_kit.core.models import COMPLETED, FAILED, RUNNING, Backend, InstanceState
+from daca_kit.core.workflow import register_when_any
+from daca_kit.errors import BackendError, WorkflowError
+
+if TYPE_CHECKING:
+    from daca_kit.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SETTLED_STATUSES = ("pending_review",)
+
+
+def _register_races() -> None:
+    from dapr.ext.workflow import when_any as dapr_when_any
+    from dapr.ext.workflow._durabletask.task import Task
+
+    register_when_any(Task, dapr_when_any)
+
+
+def _register_workflow(runtime: Any, fn: Callable[..., Any], name: str) -> None:
+    """`runtime.register_workflow(fn, name=name)` for a function another runtime may have registered.
+
+    The SDK marks the function object itself (`_workflow_registered`, `_dapr_alternate_name`) and
+    refuses to register a marked function again, which would allow only one runtime per process. The
+    marks guard nothing else, so they are cleared first; a different name given elsewhere is refused.
+    """
+    previous = fn.__dict__.get("_dapr_alternate_name")
+    if previous not in (None, name):
+        raise WorkflowError(
+            f"Workflow {fn.__name__} is already registered with Dapr as '{previous}', not '{name}'"
+        )
+    fn.__dict__.pop("_workflow_registered", None)
+    fn.__dict__.pop("_dapr_alternate_name", None)
+    runtime.register_workflow(fn, name=name)
+
+
+def _activity(fn: Callable[[Any, Any], Any], name: str) -> Callable[[Any, Any], Any]:
+    """A fresh function per registration: the SDK marks what it registers, and a bound method's marks
+    land on the class's function, shared by every TurnActivities."""
+
+    def activity(ctx: Any, data: Any) -> Any:
+        return fn(ctx, data)
+
+    activity.__name__ = activity.__qualname__ = name
+    return activity
+
+
+def _sdk_logging() -> Any:
+    """The SDK's loggers through the app's logging: by default each SDK object adds its own console
+    handler (every line printed twice). The client's per-call INFO lines ("Waiting up to 0.1s ...")
+    are quieted unless the app set that logger's level itself."""
+    from dapr.ext.workflow.logger import LoggerOptions
+
+    chatty = logging.getLogger("durabletask-client")
+    if chatty.level == logging.NOTSET:
+        chatty.setLevel(logging.WARNING)
+    return LoggerOptions(log_handler=logging.NullHandler())
+
+
+def _custom_status(raw: str | None) -> str | None:
+    # set_custom_status("x") reaches the sidecar as x; a JSON-encoded "x" is accepted too.
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return raw
+    return value if isinstance(value, str) else raw
+
+
+def instance_state(ws: Any) -> InstanceState:
+    """Dapr's WorkflowState as the kit's InstanceState."""
+    from dapr.ext.workflow import WorkflowStatus
+
+    status = ws.runtime_status
+    output: Any = json.loads(ws.serialized_output) if ws.serialized_output else None
+    if status == WorkflowStatus.COMPLETED:
+        runtime_status = COMPLETED
+    elif status == WorkflowStatus.FAILED:
+        runtime_status = FAILED
+        details = ws.failure_details
+        reason = details.message if details is not None else "no details"
+        output = {"status": "failed", "reply": None, "error": f"The turn failed on Dapr Workflow: {reason}"}
+    elif status == WorkflowStatus.TERMINATED:
+        runtime_status = FAILED
+        output = {"status": "failed", "reply": None, "error": "The turn was terminated before it finished."}
+    else:  # RUNNING, PENDING, SUSPENDED, STALLED, UNKNOWN: not finished
+        runtime_status = RUNNING
+    created = ws.created_at if isinstance(ws.created_at, datetime) else utcnow()
+    updated = ws.last_updated_at if isinstance(ws.last_updated_at, datetime) else created
+    return InstanceState(
+        instance_id=ws.instance_id,
+        name=ws.name,
+        input=json.loads(ws.serialized_input) if ws.serialized_input else {},
+        runtime_status=runtime_status,
+        custom_status=_custom_status(ws.serialized_custom_status),
+        output=output
+        if isinstance(output, dict) or output is None
+        else {"status": "completed", "reply": output},
+        created_at=as_utc(created),
+        updated_at=as_utc(updated),
+    )
+
+
+class DaprWorkflowRuntime:
+    """The kit's workflow runtime on Dapr Workflow, with LocalRuntime's interface.
+
+        runtime = DaprWorkflowRuntime({"chat_turn": chat_turn}, activities.as_dict())
+        runtime.start()                                   # opens the work-item stream to daprd (gRPC)
+        state = runtime.schedule("chat_turn", instance_id, turn)
+
+    `schedule` returns once the turn completed or waits for a reviewer (custom status
+    `pending_review`), or after `settle_timeout` seconds with the turn still running. The gRPC address
+    is the SDK's: DAPR_GRPC_ENDPOINT, or DAPR_RUNTIME_HOST:DAPR_GRPC_PORT (127.0.0.1:50001).
+
+    Listeners (`on_change`) hear of a change when this process observes it: in `schedule`, `get`,
+    `wait`, and after `raise_event` (a short-lived thread waits for the resumed turn to finish). A
+    turn waiting for a reviewer costs no calls until the decision is raised.
+
+    `client` replaces the SDK's DaprWorkflowClient (the tests pass Dapr's engine running in process);
+    `start()` then opens no stream to a sidecar.
+    """
+
+    name = "dapr"
+    backend = Backend("dapr", "dapr", "Dapr Workflow")
+    decisions_in_store = False
+
+    def __init__(
+        self,
+        workflows: Mapping[str, Callable[..., Any]],
+        activities: Mapping[str, Callable[[Any, Any], Any]],
+        *,
+        sidecar: DaprSidecar | None = None,
+        grpc_host: str | None = None,
+        grpc_port: str | None = None,
+        settle_timeout: float = 60.0,
+        start_timeout: float = 15.0,
+        watch_timeout: float = 120.0,
+        client: Any = None,
+    ) -> None:
+        from dapr.ext.workflow import WorkflowRuntime
+        from dapr.ext.workflow.util import getAddress
+
+        self.workflows = dict(workflows)
+        self.activities = dict(activities)
+        self.sidecar = sidecar
+        self.grpc_host, self.grpc_port = grpc_host, grpc_port
+        self.grpc_address = getAddress(grpc_host, grpc_port)
+        self.settle_timeout = settle_timeout
+        self.start_timeout = start_timeout
+        self.watch_timeout = watch_timeout
+        _register_races()
+        self.workflow_runtime = WorkflowRuntime(
+            host=grpc_host, port=grpc_port, logger_options=_sdk_logging(), worker_ready_timeout=start_timeout
+        )
+        for name, fn in self.workflows.items():
+            _register_workflow(self.workflow_runtime, fn, name)
+        for name, fn in self.activities.items():
+            self.workflow_runtime.register_activity(_activity(fn, name), name=name)
+        # A client given here (an in-process engine in tests) replaces the sidecar: start() opens nothing.
+        self._given_client = client
+        self._client: Any = None
+        self._listeners: list[Callable[[InstanceState], None]] = []
+        self._seen: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
+        self._seen_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="dapr-workflow-wait")
+        self._started = False
+        self._closing = False
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        workflows: Mapping[str, Callable[..., Any]],
+        activities: Mapping[str, Callable[[Any, Any], Any]],
+        wait: float | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> DaprWorkflowRuntime:
+        return cls(workflows, activities, sidecar=checked_sidecar(settings, wait=wait, transport=transport))
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Checks the sidecar, then opens the worker's stream; raises ConfigError/BackendError sentences."""
+        if self._started:
+            return
+        if self._given_client is not None:
+            self._client, self._started = self._given_client, True
+            return
+        if self.sidecar is not None:
+            require_sidecar(self.sidecar, wait=0)
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self.workflow_runtime.start()
+            except BaseException as exc:  # noqa: BLE001 - reported by the waiting thread below
+                failure.append(exc)
+
+        # The SDK's start() blocks until the stream is open, without a limit: bound it here.
+        starter = threading.Thread(target=run, name="dapr-workflow-start", daemon=True)
+        starter.start()
+        starter.join(self.start_timeout + 1.0)
+        if starter.is_alive() or failure:
+            reason = "" if starter.is_alive() else f" ({failure[0]})"
+            self.workflow_runtime.shutdown()
+            starter.join(5.0)
+            raise BackendError(
+                f"The Dapr workflow engine at {self.grpc_address} (DAPR_GRPC_PORT) did not open a work-item stream "
+                f"within {self.start_timeout:g} s{reason}: check that daprd runs with placement and scheduler "
+                f'(`dapr init`, then `{DAPR_RUN}`) and that its state store has actorStateStore: "true"',
+                backend="workflow",
+            )
+        from dapr.ext.workflow import DaprWorkflowClient
+
+        self._client = DaprWorkflowClient(
+            host=self.grpc_host, port=self.grpc_port, logger_options=_sdk_logging()
+        )
+        self._started = True
+
+    def close(self) -> None:
+        self._closing = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._client is not None:  # closing its channel cancels the waits still running in the pool
+            self._client.close()
+            self._client = None
+        if self._started:
+            self._started = False
+            if self._given_client is None:
+                self.workflow_runtime.shutdown()
+        if self.sidecar is not None:
+            self.sidecar.close()
+
+    def on_change(self, listener: Callable[[InstanceState], None]) -> None:
+        """Calls `listener(state)` whenever this process observes an instance change status."""
+        self._listeners.append(listener)
+
+    # -- the runtime's API ------------------------------------------------------------------------
+    def schedule(self, name: str, instance_id: str, input: dict[str, Any]) -> InstanceState:
+        """Starts an instance and waits until it completes, waits for a reviewer, or `settle_timeout`."""
+        if name not in self.workflows:
+            raise WorkflowError(f"No workflow named '{name}' is registered")
+        client = self._require_client()
+        self._call(
+            "start the chat turn", client.schedule_new_workflow, name, input=input, instance_id=instance_id
+        )
+        deadline = time.monotonic() + self.settle_timeout
+        step = 0.1
+        state: InstanceState | None = None
+        while (left := deadline - time.monotonic()) > 0:
+            # Completion is a server-side long poll; a review wait shows only in the custom status.
+            state = self.wait(instance_id, min(step, left))
+            if state is None or state.is_terminal or state.custom_status in SETTLED_STATUSES:
+                break
+            step = min(step * 2, 2.0)
+        return state or InstanceState(instance_id=instance_id, name=name, input=input)
+
+    def get(self, instance_id: str) -> InstanceState | None:
+        client = self._require_client()
+        ws = self._call("read the chat turn", client.get_workflow_state, instance_id, fetch_payloads=True)
+        return self._observe(ws)
+
+    def raise_event(self, instance_id: str, name: str, payload: Any) -> None:
+        """Raises the event on the instance; a background wait then reports the resumed turn's end."""
+        client = self._require_client()
+        self._call("resume the chat turn", client.raise_workflow_event, instance_id, name, data=payload)
+        self.notify(instance_id)
+
+    def notify(self, instance_id: str) -> None:
+        """Watches the instance (in a thread) until it ends or `watch_timeout`, telling the listeners."""
+        try:
+            self._pool.submit(self._watch, instance_id)
+        except RuntimeError:  # closed
+            pass
+
+    def wait(self, instance_id: str, timeout: float) -> InstanceState | None:
+        """Blocks until the instance ends or `timeout` seconds pass; returns its latest state."""
+        if timeout <= 0:  # the SDK reads a zero timeout as "wait forever"
+            return self.get(instance_id)
+        client = self._require_client()
+        try:
+            ws = self._call(
+                "wait for the chat turn",
+                client.wait_for_workflow_completion,
+                instance_id,
+                fetch_payloads=True,
+                timeout_in_seconds=timeout,
+            )
+        except TimeoutError:
+            return self.get(instance_id)
+        return self._observe(ws)
+
+    async def wait_async(self, instance_id: str, timeout: float) -> InstanceState | None:
+        """`wait` on one of the runtime's threads, so the event loop is free meanwhile."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self.wait, instance_id, timeout)
+
+    # -- internals -------------------------------------------------------------------------------
+    def _require_client(self) -> Any:
+        if self._client is None:
+            raise WorkflowError("The Dapr workflow runtime is not started: call start() (Kit.start() does)")
+        return self._client
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        import grpc
+
+        try:
+            return fn(*args, **kwargs)
+        except grpc.RpcError as exc:
+            code = exc.code() if callable(getattr(exc, "code", None)) else None
+            details = exc.details() if callable(getattr(exc, "details", None)) else str(exc)
+            if details and "no such instance exists" in details:
+                return None
+            raise BackendError(
+                f"Could not {what}: the Dapr workflow API at {self.grpc_address} (DAPR_GRPC_PORT) answered "
+                f"{getattr(code, 'name', code)}: {details}; is daprd still running?",
+                backend="workflow",
+            ) from exc
+
+    def _watch(self, instance_id: str) -> None:
+        try:
+            self.wait(instance_id, self.watch_timeout)
+        except Exception:  # noqa: BLE001 - a background watch must never die silently
+            if not self._closing:
+                log.exception("watching workflow %s failed", instance_id)
+
+    def _observe(self, ws: Any) -> InstanceState | None:
+        if ws is None:
+            return None
+        state = instance_state(ws)
+        key = (state.runtime_status, state.custom_status)
+        with self._seen_lock:
+            if self._seen.get(state.instance_id) == key:
+                return state
+            self._seen[state.instance_id] = key
+            self._seen.move_to_end(state.instance_id)
+            while len(self._seen) > 10_000:
+                self._seen.popitem(last=False)
+        for listener in self._listeners:
+            try:
+                listener(state)
+            except Exception:  # noqa: BLE001 - a listener must not break the runtime
+                log.exception("workflow listener failed")
+        return state

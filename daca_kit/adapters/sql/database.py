@@ -1,0 +1,191 @@
+"""The SQL database under the stores: one engine for SQLite, Postgres or CockroachDB, transactions with
+CockroachDB's retry rule, and the statement meter.
+
+    db = SqlDatabase("postgresql://user:pw@host/db"); db.create_all()
+    rows = db.read(lambda conn: conn.execute(query).all(), what="read conversations")
+
+Writes that belong together go in one transaction (`run`): a turn and its MessageSent event; a review
+decision and the workflow event that resumes the turn. On CockroachDB a transaction that hits a
+serialization conflict (SQLSTATE 40001) is retried, as CockroachDB asks clients to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+from sqlmodel import SQLModel
+
+from daca_kit.core.models import Backend
+from daca_kit.errors import BackendError, ConfigError
+
+log = logging.getLogger(__name__)
+
+DESCRIPTIONS = {
+    "sqlite": "SQLite file (embedded)",
+    "postgres": "PostgreSQL",
+    "cockroachdb": "CockroachDB",
+}
+
+
+def normalize_url(url: str) -> str:
+    """Chooses the psycopg 3 driver for Postgres and CockroachDB URLs."""
+    scheme, _, rest = url.partition("://")
+    scheme = scheme.lower()
+    if scheme in ("postgres", "postgresql"):
+        return "postgresql+psycopg://" + rest
+    if scheme == "cockroachdb":
+        return "cockroachdb+psycopg://" + rest
+    return url
+
+
+def describe_url(url: str) -> str:
+    """The URL without its password, for messages and /health."""
+    try:
+        return make_url(normalize_url(url)).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a description must never fail
+        return url.split("://", 1)[0] + "://…"
+
+
+def backend_kind(url: str) -> str:
+    scheme = url.split("://", 1)[0].lower()
+    if scheme.startswith("sqlite"):
+        return "sqlite"
+    if scheme.startswith("cockroach"):
+        return "cockroachdb"
+    return "postgres"
+
+
+def database_backend(url: str) -> Backend:
+    """The database as /health names it: its kind only (the URL names a host; logs show `describe_url`)."""
+    kind = backend_kind(url)
+    return Backend(kind, kind, DESCRIPTIONS[kind], embedded=kind == "sqlite")
+
+
+class SqlDatabase:
+    """One engine, its transactions and its statement count. Thread-safe."""
+
+    def __init__(self, url: str, *, engine: Engine | None = None, echo: bool = False) -> None:
+        self.url = url
+        self.kind = backend_kind(url)
+        self.backend = database_backend(url)
+        self.statements = 0
+        self._count_lock = threading.Lock()
+        self.engine = engine or self._make_engine(url, echo)
+        event.listen(self.engine, "before_cursor_execute", self._count_statement)
+
+    def __repr__(self) -> str:
+        return f"SqlDatabase({describe_url(self.url)!r})"  # never the password
+
+    @property
+    def calls(self) -> int:
+        return self.statements
+
+    # -- engine -------------------------------------------------------------------------------
+    def _make_engine(self, url: str, echo: bool) -> Engine:
+        full = normalize_url(url)
+        try:
+            parsed = make_url(full)
+        except Exception as exc:  # noqa: BLE001
+            raise ConfigError("DATABASE_URL is not a valid SQLAlchemy URL") from exc
+        if self.kind == "sqlite":
+            database = parsed.database or ""
+            memory = database in ("", ":memory:")
+            if not memory:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+            if memory:
+                kwargs["poolclass"] = StaticPool
+            engine = create_engine(full, echo=echo, **kwargs)
+
+            @event.listens_for(engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                if not memory:
+                    cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA busy_timeout=30000")
+                cur.close()
+
+            return engine
+        # No pre-ping: it would double the statements (and CockroachDB request units) per turn.
+        # Connections are recycled before serverless idle cut-offs, and a dropped one is retried once.
+        return create_engine(full, echo=echo, pool_size=10, max_overflow=30, pool_recycle=240)
+
+    def insert(self, table: Any) -> Any:
+        """The dialect's INSERT, which has ON CONFLICT (SQLite, Postgres and CockroachDB all do)."""
+        return (sqlite.insert if self.kind == "sqlite" else postgresql.insert)(table)
+
+    def insert_ignore(self, table: Any, key: str, **values: Any) -> Any:
+        """INSERT ... ON CONFLICT (key) DO NOTHING RETURNING key: `.first()` is None when the row existed."""
+        return (
+            self.insert(table)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=[key])
+            .returning(table.c[key])
+        )
+
+    def _count_statement(self, *_args: Any) -> None:
+        with self._count_lock:
+            self.statements += 1
+
+    def create_all(self) -> None:
+        try:
+            SQLModel.metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise BackendError(self.explain(exc, "create the tables"), backend="database") from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- transactions -------------------------------------------------------------------------
+    def run(self, work: Callable[[Connection], Any], *, what: str) -> Any:
+        """Runs `work` in a transaction; retries CockroachDB conflicts and one dropped connection."""
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                with self.engine.begin() as conn:
+                    return work(conn)
+            except DBAPIError as exc:
+                sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+                retry = (sqlstate == "40001" and attempts < 8) or (
+                    exc.connection_invalidated and attempts < 2
+                )
+                if retry:
+                    time.sleep(min(0.01 * 2**attempts, 0.5))
+                    continue
+                raise BackendError(self.explain(exc, what), backend="database") from exc
+            except IntegrityError:
+                raise
+            except SQLAlchemyError as exc:
+                raise BackendError(self.explain(exc, what), backend="database") from exc
+
+    def explain(self, exc: Exception, what: str) -> str:
+        return f"The database could not {what} ({type(exc).__name__}); check DATABASE_URL ({describe_url(self.url)})"
+
+    def read(self, work: Callable[[Connection], Any], *, what: str) -> Any:
+        """A single-statement read: no transaction of its own where the database allows (saves a COMMIT)."""
+        if self.kind == "sqlite":
+            return self.run(work, what=what)
+        try:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                return work(conn)
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                return self.run(work, what=what)
+            raise BackendError(self.explain(exc, what), backend="database") from exc
+        except SQLAlchemyError as exc:
+            raise BackendError(self.explain(exc, what), backend="database") from exc
+
+    def ping(self) -> None:
+        self.run(lambda c: c.exec_driver_sql("SELECT 1").scalar(), what="answer a query")

@@ -1,0 +1,69 @@
+"""The transactional outbox on SQL: events are written in the transaction of the row they describe, and
+the relay (`daca_kit.core.outbox`) publishes and deletes them.
+
+    outbox = SqlOutbox(db); outbox.on_commit(relay.wake)
+    with db.engine.begin() as conn: outbox.add(conn, events)   # inside another store's transaction
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select
+
+from daca_kit.adapters.sql.database import SqlDatabase
+from daca_kit.adapters.sql.tables import outbox_t
+from daca_kit.core.clock import utcnow
+from daca_kit.core.ports import Event
+
+
+class SqlOutbox:
+    """`OutboxStore` on table `outbox`."""
+
+    def __init__(self, db: SqlDatabase) -> None:
+        self.db = db
+        self._after_commit: list[Callable[[], None]] = []
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        self._after_commit.append(callback)
+
+    def committed(self) -> None:
+        """Called by the stores after a commit that added events."""
+        for callback in self._after_commit:
+            callback()
+
+    def add(self, conn: Connection, events: list[Event]) -> None:
+        """Writes `events` in the caller's transaction."""
+        if not events:
+            return
+        now = utcnow()
+        conn.execute(
+            insert(outbox_t),
+            [
+                {
+                    "event_id": eid,
+                    "topic": topic,
+                    "payload": json.dumps(payload),
+                    "created_at": now,
+                    "attempts": 0,
+                }
+                for topic, eid, payload in events
+            ],
+        )
+
+    def batch(self, limit: int = 100) -> list[dict[str, Any]]:
+        query = select(outbox_t).order_by(outbox_t.c.id).limit(limit)
+        rows = self.db.read(lambda c: c.execute(query).mappings().all(), what="read the outbox")
+        return [{**row, "payload": json.loads(row["payload"])} for row in rows]
+
+    def done(self, ids: list[int]) -> None:
+        if ids:
+            self.db.run(
+                lambda c: c.execute(delete(outbox_t).where(outbox_t.c.id.in_(ids))), what="clear the outbox"
+            )
+
+    def size(self) -> int:
+        query = select(func.count()).select_from(outbox_t)
+        return int(self.db.read(lambda c: c.execute(query).scalar_one(), what="count the outbox"))

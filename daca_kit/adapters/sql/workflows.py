@@ -1,0 +1,101 @@
+"""The local workflow runtime's state on SQL: instances with their replay history, and an inbox of raised
+events per instance, consumed in the transaction that saves the history.
+
+    workflows = SqlWorkflowStore(db)
+    workflows.save(state.to_row(), expected_version=3, consumed_events=[17])   # False: someone else won
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from daca_kit.adapters.sql.database import SqlDatabase
+from daca_kit.adapters.sql.tables import instance_t, wfevent_t
+from daca_kit.core.clock import utcnow
+
+SAVED_COLUMNS = (
+    "name",
+    "input",
+    "history",
+    "runtime_status",
+    "custom_status",
+    "output",
+    "timer_fire_at",
+    "created_at",
+    "updated_at",
+)
+
+
+class SqlWorkflowStore:
+    """`WorkflowStore` on tables `workflow_instance` and `workflow_event` (optimistic versions)."""
+
+    def __init__(self, db: SqlDatabase) -> None:
+        self.db = db
+
+    def get(self, instance_id: str) -> dict[str, Any] | None:
+        query = select(instance_t).where(instance_t.c.instance_id == instance_id)
+        row = self.db.read(lambda c: c.execute(query).mappings().first(), what="read the workflow state")
+        return dict(row) if row else None
+
+    def active(self) -> list[dict[str, Any]]:
+        query = select(instance_t).where(instance_t.c.runtime_status == "RUNNING")
+        return [
+            dict(r) for r in self.db.run(lambda c: c.execute(query).mappings().all(), what="list workflows")
+        ]
+
+    def events(self, instance_id: str) -> list[dict[str, Any]]:
+        query = select(wfevent_t).where(wfevent_t.c.instance_id == instance_id).order_by(wfevent_t.c.id)
+        rows = self.db.run(lambda c: c.execute(query).mappings().all(), what="read workflow events")
+        return [{**r, "payload": json.loads(r["payload"])} for r in rows]
+
+    def add(
+        self, conn: Connection, instance_id: str, name: str, payload: dict[str, Any], at: datetime
+    ) -> None:
+        """Writes an event to the instance's inbox in the caller's transaction."""
+        conn.execute(
+            insert(wfevent_t).values(
+                instance_id=instance_id, name=name, payload=json.dumps(payload), created_at=at
+            )
+        )
+
+    def add_event(self, instance_id: str, name: str, payload: dict[str, Any]) -> None:
+        self.db.run(
+            lambda c: self.add(c, instance_id, name, payload, utcnow()), what="record the workflow event"
+        )
+
+    def save(
+        self, state: dict[str, Any], *, expected_version: int | None, consumed_events: list[int]
+    ) -> bool:
+        """Inserts (expected_version None) or updates an instance if nobody else saved it meanwhile.
+
+        Consumed events are deleted in the same transaction. Returns False on a lost race.
+        """
+        values = {k: state[k] for k in SAVED_COLUMNS}
+
+        def work(conn: Connection) -> bool:
+            if expected_version is None:
+                new = self.db.insert_ignore(
+                    instance_t, "instance_id", instance_id=state["instance_id"], version=1, **values
+                )
+                if conn.execute(new).first() is None:
+                    return False
+            else:
+                result = conn.execute(
+                    update(instance_t)
+                    .where(
+                        instance_t.c.instance_id == state["instance_id"],
+                        instance_t.c.version == expected_version,
+                    )
+                    .values(version=expected_version + 1, **values)
+                )
+                if result.rowcount != 1:
+                    return False
+            if consumed_events:
+                conn.execute(delete(wfevent_t).where(wfevent_t.c.id.in_(consumed_events)))
+            return True
+
+        return bool(self.db.run(work, what="save the workflow state"))

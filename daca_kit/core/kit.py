@@ -1,0 +1,398 @@
+"""The kit's service layer: everything the REST API, the Gradio UI, the CLI and the notebooks call.
+
+    kit = bootstrap(load_settings()); kit.start()
+    result = kit.chat_sync("alice", "Hello!")             # runs a turn, waits up to settings.chat_wait
+    kit.decide("instance-id", approved=True, reviewer="reviewer")
+    kit.close()
+
+Built by `daca_kit.bootstrap.bootstrap`, the only place that chooses adapters; the Kit sees ports only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from daca_kit.core.activities import TurnActivities
+from daca_kit.core.analytics import CONSUMER, AnalyticsConsumer
+from daca_kit.core.clock import as_utc, iso, new_id, utcnow
+from daca_kit.core.models import Backend, InstanceState, TurnResult
+from daca_kit.core.outbox import OutboxRelay
+from daca_kit.core.ports import Counters, EventBus, PushedEvents, ReplyModel, Stores, WorkflowRuntime
+from daca_kit.core.ratelimit import RateLimiter
+from daca_kit.core.usage import usage_report
+from daca_kit.core.validation import known_id, valid_user_id, validate_decision, validate_turn
+from daca_kit.core.workflow import MESSAGES_TOPIC, REVIEW_EVENT, WORKFLOW_NAME
+from daca_kit.errors import BackendError, InputError, NotFound, RateLimited
+from daca_kit.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Kit:
+    """Wired ports plus the runtime and relay; see `bootstrap`."""
+
+    settings: Settings
+    stores: Stores
+    counters: Counters
+    bus: EventBus
+    model: ReplyModel
+    runtime: WorkflowRuntime
+    limiter: RateLimiter
+    activities: TurnActivities
+    pushed_events: PushedEvents | None = None  # set when the broker pushes events over HTTP (Dapr)
+    relay: OutboxRelay | None = None
+    consume_events: bool = True
+    turns_completed: int = 0
+    _started: bool = False
+    _health_cache: tuple[float, dict[str, Any]] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def backends(self) -> dict[str, Backend]:
+        """What serves each part (database, counters, events, model, workflow)."""
+        return {
+            "database": self.stores.database.backend,
+            "counters": self.counters.backend,
+            "events": self.bus.backend,
+            "model": self.model.backend,
+            "workflow": self.runtime.backend,
+        }
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self, *, defer_runtime: bool = False) -> Kit:
+        """Creates tables, starts the relay, the consumer and the workflow runtime.
+
+        `defer_runtime=True` leaves the runtime to `start_runtime()` (Dapr mode: daprd may open its
+        workflow stream only once the app's port answers, so the server starts it after binding).
+        """
+        if self._started:
+            return self
+        self.stores.database.create_all()
+        self.runtime.on_change(self._on_change)
+        if self.consume_events:
+            self.bus.subscribe(MESSAGES_TOPIC, AnalyticsConsumer(self.counters), consumer=CONSUMER)
+        if self.relay is None:
+            self.relay = OutboxRelay(self.stores.outbox, self.bus)
+        self.relay.start()
+        if not defer_runtime:
+            self.runtime.start()
+        self._started = True
+        log.info("daca_kit started: %s", ", ".join(f"{k}={v.label}" for k, v in self.backends.items()))
+        return self
+
+    def start_runtime(self) -> None:
+        self.runtime.start()
+
+    def close(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        self.runtime.close()
+        if self.relay is not None:
+            self.relay.close()
+        self.bus.close()
+        self.counters.close()
+        self.model.close()
+        self.stores.database.close()
+
+    def __enter__(self) -> Kit:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _on_change(self, state: InstanceState) -> None:
+        if state.is_terminal and (state.output or {}).get("status") == "completed":
+            with self._lock:
+                self.turns_completed += 1
+
+    def on_change(self, listener: Callable[[InstanceState], None]) -> None:
+        """Calls `listener(state)` after every change of a workflow instance this process observes."""
+        self.runtime.on_change(listener)
+
+    # -- chat -----------------------------------------------------------------------------------
+    validate = staticmethod(validate_turn)
+
+    def submit(
+        self,
+        user_id: str,
+        text: str,
+        *,
+        metadata: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
+        instance_id: str | None = None,
+    ) -> TurnResult:
+        """Runs a turn in the calling thread until it finishes or waits for a reviewer."""
+        user_id, text = validate_turn(user_id, text)
+        allowed, retry_after, known_count = self.limiter.admit(user_id)
+        if not allowed:
+            raise RateLimited(
+                f"Too many messages from {user_id}: the limit is {self.settings.rate_limit}. "
+                f"Try again in {max(1, round(retry_after))} s.",
+                retry_after=max(1, round(retry_after)),
+            )
+        instance_id = instance_id or new_id()
+        session_id = str((metadata or {}).get("session_id") or instance_id)
+        turn = {
+            "user_id": user_id,
+            "text": text,
+            "metadata": {**(metadata or {}), "session_id": session_id},
+            "tags": list(tags or []),
+            "keywords": list(self.settings.keywords),
+            "history_turns": self.settings.history_turns,
+            "review_timeout_s": self.settings.review_timeout.total_seconds(),
+        }
+        if known_count is not None:
+            turn["message_count"] = known_count  # read with the rate limit: saves a counters call
+        state = self.runtime.schedule(WORKFLOW_NAME, instance_id, turn)
+        return self._result(state)
+
+    def chat_sync(self, user_id: str, text: str, *, wait: float | None = None, **kwargs: Any) -> TurnResult:
+        """`submit`, then wait up to `wait` seconds (default DACA_CHAT_WAIT) for a review decision."""
+        result = self.submit(user_id, text, **kwargs)
+        wait = self.settings.chat_wait if wait is None else wait
+        if not result.finished and wait > 0:
+            return self.wait_turn_sync(result.instance_id, wait) or result
+        return result
+
+    def turn(self, instance_id: str) -> TurnResult | None:
+        try:
+            known_id(instance_id)
+        except NotFound:
+            return None
+        state = self.runtime.get(instance_id)
+        return self._result(state) if state else self._stored_turn(instance_id)
+
+    def wait_turn_sync(self, instance_id: str, timeout: float) -> TurnResult | None:
+        state = self.runtime.wait(instance_id, timeout)
+        return self._result(state) if state else self._stored_turn(instance_id)
+
+    async def wait_turn(self, instance_id: str, timeout: float) -> TurnResult | None:
+        state = await self.runtime.wait_async(instance_id, timeout)
+        if state:
+            return self._result(state)
+        return await asyncio.to_thread(self._stored_turn, instance_id)
+
+    def _stored_turn(self, instance_id: str) -> TurnResult | None:
+        """A turn that completed without waiting is kept only as its `conversation` row."""
+        row = self.stores.conversations.turn_by_instance(instance_id)
+        if row is None:
+            return None
+        return TurnResult(
+            instance_id=instance_id,
+            user_id=row["user_id"],
+            status="completed",
+            reply=row["reply"],
+            timestamp=iso(as_utc(row["timestamp"])),
+        )
+
+    def _result(self, state: InstanceState) -> TurnResult:
+        output = state.output or {}
+        turn_input = state.input or {}
+        if state.is_terminal:
+            status = output.get("status") or ("failed" if state.runtime_status == "FAILED" else "completed")
+        else:
+            status = "pending_review" if state.custom_status == "pending_review" else "running"
+        return TurnResult(
+            instance_id=state.instance_id,
+            user_id=turn_input.get("user_id", ""),
+            status=status,
+            reply=output.get("reply"),
+            error=output.get("error"),
+            timestamp=output.get("timestamp"),
+            session_id=(turn_input.get("metadata") or {}).get("session_id"),
+            message_count=output.get("message_count"),
+            model=output.get("model"),
+            offline=bool(output.get("offline")),
+            review=output.get("review"),
+            created_at=iso(as_utc(state.created_at)),
+        )
+
+    # -- reviews --------------------------------------------------------------------------------
+    def pending_reviews(self, limit: int = 200) -> list[dict[str, Any]]:
+        now = utcnow()
+        rows = self.stores.reviews.pending_reviews(limit)
+        return [
+            {
+                "instance_id": r["instance_id"],
+                "user_id": r["user_id"],
+                "message": r["message"],
+                "proposed_reply": r["proposed_reply"],
+                "created_at": iso(as_utc(r["created_at"])),
+                "waiting_seconds": max(0, int((now - as_utc(r["created_at"])).total_seconds())),
+            }
+            for r in rows
+        ]
+
+    def decided_reviews(self, limit: int = 50) -> list[dict[str, Any]]:
+        return [_public_review(r) for r in self.stores.reviews.decided_reviews(limit)]
+
+    def review(self, instance_id: str) -> dict[str, Any]:
+        row = self.stores.reviews.get_review(known_id(instance_id))
+        if row is None:
+            raise NotFound(f"No review with id '{instance_id}'.")
+        return _public_review(row)
+
+    def decide(
+        self,
+        instance_id: str,
+        *,
+        approved: bool,
+        reply: str | None = None,
+        reason: str | None = None,
+        reviewer: str = "reviewer",
+    ) -> dict[str, Any]:
+        """Decides a pending review once and resumes its turn. Raises NotFound or AlreadyDecided."""
+        known_id(instance_id)
+        reply = validate_decision(reply, reason)
+        now = utcnow()
+        payload = {"approved": bool(approved), "reply": reply, "reason": reason, "reviewer": reviewer}
+        # On the local runtime the resuming event is written in the decision's own transaction.
+        in_store = self.runtime.decisions_in_store
+        row = self.stores.reviews.decide_review(
+            instance_id,
+            approved=bool(approved),
+            reply=reply,
+            reason=reason,
+            reviewer=reviewer,
+            decided_at=now,
+            workflow_event=(REVIEW_EVENT, payload) if in_store else None,
+        )
+        if in_store:
+            self.runtime.notify(instance_id)
+        else:
+            self.runtime.raise_event(
+                instance_id, REVIEW_EVENT, {**payload, "decided_at": iso(now), "edited": bool(row["edited"])}
+            )
+        log.info("review %s %s by %s", instance_id, "approved" if approved else "rejected", reviewer)
+        return _public_review(row)
+
+    # -- conversations and analytics ------------------------------------------------------------
+    def conversations(self, user_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        valid_user_id(user_id)
+        limit = max(1, min(int(limit), 500))
+        return [
+            {
+                "id": r["id"],
+                "user_id": r["user_id"],
+                "message": r["message"],
+                "reply": r["reply"],
+                "timestamp": iso(as_utc(r["timestamp"])),
+            }
+            for r in self.stores.conversations.conversations(user_id, limit)
+        ]
+
+    def message_count(self, user_id: str) -> int:
+        """Raises CountersError when the counters are down."""
+        return self.counters.get(valid_user_id(user_id))
+
+    def initialize_count(self, user_id: str, message_count: int) -> None:
+        valid_user_id(user_id)
+        if (
+            not isinstance(message_count, int)
+            or isinstance(message_count, bool)
+            or not 0 <= message_count <= 10**9
+        ):
+            raise InputError("message_count must be a whole number from 0 to 1,000,000,000.")
+        self.counters.set(user_id, message_count)
+
+    def reset_counts(self) -> int:
+        return self.counters.reset()
+
+    def all_counts(self, limit: int = 1000) -> dict[str, int]:
+        return self.counters.all(limit)
+
+    # -- health and usage -----------------------------------------------------------------------
+    def health(self, *, max_age: float = 15.0) -> dict[str, Any]:
+        """Each backend's state; probes at most every `max_age` seconds (probes cost free-tier calls)."""
+        cached = self._health_cache
+        if cached and time.monotonic() - cached[0] < max_age:
+            return cached[1]
+        backends = self.backends
+        parts: dict[str, Any] = {
+            "database": _probe(backends["database"], self.stores.database.ping),
+            "counters": _probe(backends["counters"], self.counters.ping),
+        }
+        model_error = self.activities.model_error
+        parts["model"] = {
+            "backend": backends["model"].label,
+            "ok": model_error is None,
+            "checked": "by the latest reply",
+            **({"error": model_error} if model_error else {}),
+        }
+        relay_error = self.relay.last_error if self.relay else None
+        parts["events"] = {
+            "backend": backends["events"].label,
+            "ok": relay_error is None,
+            **({"error": relay_error} if relay_error else {}),
+        }
+        parts["workflow"] = {"backend": backends["workflow"].label, "ok": True}
+        degraded = [k for k, v in parts.items() if not v.get("ok")]
+        report = {
+            "status": "healthy" if not degraded else "degraded",
+            "degraded": degraded,
+            "backends": parts,
+            "warnings": self.warnings(),
+        }
+        self._health_cache = (time.monotonic(), report)
+        return report
+
+    def warnings(self) -> list[str]:
+        notes = []
+        if self.settings.on_space and self.stores.database.backend.kind == "sqlite":
+            notes.append(
+                "This Space stores conversations in SQLite on disk that Spaces do not keep across restarts: "
+                "set DATABASE_URL to CockroachDB or Postgres."
+            )
+        if self.model.backend.kind == "offline":
+            notes.append("Replies come from the offline model: set GEMINI_API_KEY for Gemini replies.")
+        return notes
+
+    def backend_calls(self) -> dict[str, int]:
+        return {
+            "database": self.stores.database.calls,
+            "counters": self.counters.calls,
+            "events": self.bus.calls,
+            "model": self.model.calls,
+        }
+
+    def usage(self) -> dict[str, Any]:
+        return usage_report(self.backends, self.backend_calls(), self.turns_completed)
+
+
+def _public_review(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "instance_id": row["instance_id"],
+        "user_id": row["user_id"],
+        "message": row["message"],
+        "proposed_reply": row["proposed_reply"],
+        "status": row["status"],
+        "created_at": iso(as_utc(row["created_at"])) if row.get("created_at") else None,
+        "decided_at": iso(as_utc(row["decided_at"])) if row.get("decided_at") else None,
+        "decided_by": row.get("decided_by"),
+        "final_reply": row.get("final_reply"),
+        "edited": bool(row.get("edited")),
+        "reason": row.get("reason"),
+    }
+
+
+def _probe(backend: Backend, probe: Callable[[], None]) -> dict[str, Any]:
+    start = time.perf_counter()
+    try:
+        probe()
+    except BackendError as exc:
+        return {"backend": backend.label, "ok": False, "error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - health must report, not raise
+        return {"backend": backend.label, "ok": False, "error": f"{type(exc).__name__}"}
+    return {
+        "backend": backend.label,
+        "ok": True,
+        "latency_ms": round((time.perf_counter() - start) * 1000, 1),
+    }

@@ -1,0 +1,287 @@
+"""Ports: the small interfaces the kit's core depends on. Adapters in `daca_kit.adapters` implement them.
+
+Each port has an embedded default and one or more real adapters, chosen in `daca_kit.bootstrap`;
+fakes for tests live in `tests/support/fakes.py` and implement the same protocols.
+
+Every adapter of a service meters itself: `calls` counts its backend calls so far (SQL statements,
+Redis commands, broker publishes, model requests), which the usage meter and the benchmark read, and
+`backend` describes it (`daca_kit.core.models.Backend`). Failures leave as the exceptions of
+`daca_kit.errors`, each a sentence naming the setting to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from daca_kit.core.models import Backend, HistoryTurn, InstanceState, Reply, ReplyRequest
+
+Handler = Callable[[dict[str, Any]], None]
+Event = tuple[str, str, dict[str, Any]]  # (topic, event id, CloudEvent) written with the row it describes
+
+
+class Metered(Protocol):
+    """What every service adapter tells about itself."""
+
+    backend: Backend
+
+    @property
+    def calls(self) -> int:
+        """Backend calls so far (statements, commands, publishes, requests)."""
+        ...
+
+
+@runtime_checkable
+class ReplyModel(Metered, Protocol):
+    """Generates a reply. Raises `ModelError` with a sentence naming the setting to fix."""
+
+    name: str
+
+    def generate(self, request: ReplyRequest) -> Reply: ...
+
+    def ping(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Counters(Metered, Protocol):
+    """Per-user message counters (key `message_count:{user_id}` on Redis). Raises CountersError."""
+
+    def get(self, user_id: str) -> int: ...
+
+    def set(self, user_id: str, value: int) -> None: ...
+
+    def increment_once(self, user_id: str, event_id: str) -> int:
+        """Adds one unless `event_id` was counted before; returns the count after."""
+        ...
+
+    def reset(self) -> int:
+        """Resets every user's count; returns how many counters were cleared. Idempotent."""
+        ...
+
+    def all(self, limit: int = 1000) -> dict[str, int]:
+        """Every user's count (at most `limit` users), for the Usage tab."""
+        ...
+
+    def ping(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class RateWindows(Protocol):
+    """Fixed rate-limit windows shared by every process (Redis and Upstash). Raises CountersError."""
+
+    def hit(self, key: str, limit: int, window: int) -> tuple[bool, float]:
+        """Counts a hit; returns (allowed, retry_after_seconds)."""
+        ...
+
+    def admit(self, user_id: str, limit: int, window: int) -> tuple[bool, float, int]:
+        """The user's rate limit and message count in one call: (allowed, retry_after_seconds, count)."""
+        ...
+
+
+@runtime_checkable
+class EventBus(Metered, Protocol):
+    """Publishes CloudEvents-shaped dicts on topics and delivers them to subscribers.
+
+    `publish` returns only when the broker has confirmed the event; raises BusError otherwise.
+    A handler that raises leaves the event for redelivery; handlers must be idempotent.
+    """
+
+    def publish(self, topic: str, event: dict[str, Any]) -> None: ...
+
+    def subscribe(self, topic: str, handler: Handler, *, consumer: str) -> None: ...
+
+    def ping(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class PushedEvents(Protocol):
+    """A bus whose broker pushes events to the app over HTTP (Dapr pub/sub): the web layer hands them on."""
+
+    def deliver(self, topic: str, event: dict[str, Any]) -> str:
+        """Runs the topic's handlers: "SUCCESS", "RETRY" (deliver again later) or "DROP"."""
+        ...
+
+
+# -- storage, one protocol per aggregate ----------------------------------------------------------------
+
+
+class Database(Metered, Protocol):
+    """The SQL database under the stores: tables, a health probe, and its connections."""
+
+    def create_all(self) -> None: ...
+
+    def ping(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ConversationStore(Protocol):
+    """Finished turns (table `conversation`)."""
+
+    def history(self, user_id: str, limit: int) -> list[HistoryTurn]:
+        """The last `limit` turns, oldest first."""
+        ...
+
+    def conversations(self, user_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Stored turns, newest first."""
+        ...
+
+    def turn_by_instance(self, instance_id: str) -> dict[str, Any] | None: ...
+
+    def store_turn(
+        self,
+        *,
+        instance_id: str,
+        user_id: str,
+        message: str,
+        reply: str,
+        timestamp: datetime,
+        events: list[Event],
+    ) -> bool:
+        """Stores a turn and its events in one transaction; False when this instance's turn was stored before."""
+        ...
+
+
+class ReviewStore(Protocol):
+    """Replies held for a human; a review leaves `pending` exactly once."""
+
+    def create_review(
+        self,
+        *,
+        instance_id: str,
+        user_id: str,
+        message: str,
+        proposed_reply: str,
+        created_at: datetime,
+        events: list[Event],
+    ) -> bool: ...
+
+    def pending_reviews(self, limit: int = 200) -> list[dict[str, Any]]: ...
+
+    def decided_reviews(self, limit: int = 50) -> list[dict[str, Any]]: ...
+
+    def get_review(self, instance_id: str) -> dict[str, Any] | None: ...
+
+    def decide_review(
+        self,
+        instance_id: str,
+        *,
+        approved: bool,
+        reply: str | None,
+        reason: str | None,
+        reviewer: str,
+        decided_at: datetime,
+        workflow_event: tuple[str, dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Decides once (NotFound, AlreadyDecided); `workflow_event` is written in the same transaction."""
+        ...
+
+    def close_review(self, instance_id: str, status: str, decided_at: datetime) -> None: ...
+
+
+class OutboxStore(Protocol):
+    """Events committed with their rows, waiting to be published."""
+
+    def batch(self, limit: int = 100) -> list[dict[str, Any]]: ...
+
+    def done(self, ids: list[int]) -> None: ...
+
+    def size(self) -> int: ...
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Calls `callback` after each commit that added events (wakes the relay)."""
+        ...
+
+
+class WorkflowStore(Protocol):
+    """Durable state of the local runtime's workflow instances, and their inbox of raised events."""
+
+    def get(self, instance_id: str) -> dict[str, Any] | None: ...
+
+    def active(self) -> list[dict[str, Any]]: ...
+
+    def events(self, instance_id: str) -> list[dict[str, Any]]: ...
+
+    def add_event(self, instance_id: str, name: str, payload: dict[str, Any]) -> None: ...
+
+    def save(
+        self, state: dict[str, Any], *, expected_version: int | None, consumed_events: list[int]
+    ) -> bool:
+        """Inserts or updates an instance unless someone else saved it meanwhile (False: lost the race)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Stores:
+    """The stores of one database, built together by the SQL adapter."""
+
+    database: Database
+    conversations: ConversationStore
+    reviews: ReviewStore
+    outbox: OutboxStore
+    workflows: WorkflowStore
+
+
+# -- workflows ---------------------------------------------------------------------------------------------
+
+
+class WorkflowContext(Protocol):
+    """What a workflow body sees: the part of Dapr's DaprWorkflowContext the kit uses."""
+
+    @property
+    def instance_id(self) -> str: ...
+
+    @property
+    def current_utc_datetime(self) -> datetime: ...
+
+    def call_activity(self, activity: str, *, input: Any = None) -> Any: ...
+
+    def wait_for_external_event(self, name: str) -> Any: ...
+
+    def create_timer(self, fire_at: datetime) -> Any: ...
+
+    def set_custom_status(self, status: str) -> None: ...
+
+
+Workflow = Callable[[Any, Any], Generator[Any, Any, Any]]
+Activity = Callable[[Any, Any], Any]
+
+
+class WorkflowRuntime(Protocol):
+    """Runs workflow definitions durably: the local runtime on the SQL database, or Dapr Workflow.
+
+    `decisions_in_store` is true when a review decision's resuming event is written with the decision
+    (the local runtime reads its inbox from the database); otherwise the kit raises it on the runtime.
+    """
+
+    name: str
+    backend: Backend
+    decisions_in_store: bool
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def on_change(self, listener: Callable[[InstanceState], None]) -> None: ...
+
+    def schedule(self, name: str, instance_id: str, input: dict[str, Any]) -> InstanceState:
+        """Starts an instance and returns once it ended or waits (for an event or a timer)."""
+        ...
+
+    def get(self, instance_id: str) -> InstanceState | None: ...
+
+    def raise_event(self, instance_id: str, name: str, payload: Any) -> None: ...
+
+    def notify(self, instance_id: str) -> None:
+        """Resumes an instance whose inbox got an event written by someone else's transaction."""
+        ...
+
+    def wait(self, instance_id: str, timeout: float) -> InstanceState | None: ...
+
+    async def wait_async(self, instance_id: str, timeout: float) -> InstanceState | None: ...

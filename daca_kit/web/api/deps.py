@@ -1,0 +1,16 @@
+"""The kit as a FastAPI dependency: `KitDep` in a route's signature."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from daca_kit.core.kit import Kit
+
+
+def get_kit(request: Request) -> Kit:
+    return request.app.state.kit  # type: ignore[no-any-return]
+
+
+KitDep = Annotated[Kit, Depends(get_kit)]
