@@ -217,6 +217,15 @@ class WorkflowStore(Protocol):
         ...
 
 
+class KeyStore(Protocol):
+    """Secrets the app generates once and keeps, so that every worker process and every restart uses the
+    same one (the key that signs reviewer sessions). Values are never logged."""
+
+    def get_or_create(self, name: str, make: Callable[[], str]) -> str:
+        """The value stored under `name`; the first caller stores `make()` (a race keeps one value)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Stores:
     """The stores of one database, built together by the SQL adapter."""
@@ -226,6 +235,7 @@ class Stores:
     reviews: ReviewStore
     outbox: OutboxStore
     workflows: WorkflowStore
+    keys: KeyStore
 
 
 # -- workflows ---------------------------------------------------------------------------------------------

@@ -222,7 +222,7 @@ def _serve_kit(port: int, model_delay: float) -> None:
         bootstrap(settings, llm=OfflineReplyModel(delay=model_delay)) if model_delay else bootstrap(settings)
     )
     kit.start()
-    app = build_app(kit, auth=Auth.from_settings(settings), with_ui=False)
+    app = build_app(kit, auth=Auth.from_settings(settings, kit.stores.keys), with_ui=False)
 
     def calls() -> dict[str, Any]:
         return {
