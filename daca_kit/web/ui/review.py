@@ -14,6 +14,7 @@ saw a change (or every 30 seconds, for changes made by another process).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -247,29 +248,21 @@ class ReviewHandlers:
         pending, audit = self._tables(state)
         return (None, gr.Column(visible=False), "", "", pending, audit, state)
 
-    @readable_errors
-    def review_approve(
-        self,
-        token: Any,
-        instance_id: Any,
-        reply: str,
-        reason: str,
-        state: dict[str, Any] | None,
-        profile: gr.OAuthProfile | None,
-    ) -> tuple[Any, ...]:
-        return self.review_decide(True, token, instance_id, reply, reason, state, profile)
+    def decider(self, approved: bool) -> Callable[..., tuple[Any, ...]]:
+        """The Approve (True) or Reject button's function, named review_approve or review_reject."""
 
-    @readable_errors
-    def review_reject(
-        self,
-        token: Any,
-        instance_id: Any,
-        reply: str,
-        reason: str,
-        state: dict[str, Any] | None,
-        profile: gr.OAuthProfile | None,
-    ) -> tuple[Any, ...]:
-        return self.review_decide(False, token, instance_id, reply, reason, state, profile)
+        def decide(
+            token: Any,
+            instance_id: Any,
+            reply: str,
+            reason: str,
+            state: dict[str, Any] | None,
+            profile: gr.OAuthProfile | None,
+        ) -> tuple[Any, ...]:
+            return self.review_decide(approved, token, instance_id, reply, reason, state, profile)
+
+        decide.__name__ = decide.__qualname__ = "review_approve" if approved else "review_reject"
+        return readable_errors(decide)
 
 
 class ReviewView:
@@ -411,7 +404,7 @@ class ReviewView:
         decide_inputs = [token, self.selected, self.reply_edit, self.reason_box, self.state]
         decide_outputs = [self.selected, self.detail_box, self.detail_md, self.reason_box, *tables]
         for button, decide in (
-            (self.approve_btn, handlers.review_approve),
-            (self.reject_btn, handlers.review_reject),
+            (self.approve_btn, handlers.decider(True)),
+            (self.reject_btn, handlers.decider(False)),
         ):
             button.click(decide, inputs=decide_inputs, outputs=decide_outputs, concurrency_limit=4, **PRIVATE)
