@@ -187,6 +187,9 @@ class LocalRuntime:
         if self._timer_thread is not None:
             self._timer_thread.join(timeout=5)
 
+    def ping(self) -> None:
+        """Always ready: its state lives in the database, which /health probes on its own."""
+
     def on_change(self, listener: Callable[[InstanceState], None]) -> None:
         """Calls `listener(state)` after every change of an instance (UI push, metrics)."""
         self._listeners.append(listener)

@@ -330,7 +330,7 @@ class Kit:
             "ok": relay_error is None,
             **({"error": relay_error} if relay_error else {}),
         }
-        parts["workflow"] = {"backend": backends["workflow"].label, "ok": True}
+        parts["workflow"] = _probe(backends["workflow"], self.runtime.ping)
         degraded = [k for k, v in parts.items() if not v.get("ok")]
         report = {
             "status": "healthy" if not degraded else "degraded",

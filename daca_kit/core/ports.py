@@ -278,6 +278,10 @@ class WorkflowRuntime(Protocol):
 
     def close(self) -> None: ...
 
+    def ping(self) -> None:
+        """BackendError while the runtime cannot run turns (e.g. not yet connected to its engine)."""
+        ...
+
     def on_change(self, listener: Callable[[InstanceState], None]) -> None: ...
 
     def schedule(self, name: str, instance_id: str, input: dict[str, Any]) -> InstanceState:

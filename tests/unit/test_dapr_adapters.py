@@ -528,7 +528,7 @@ def test_wait_async_returns_the_finished_turn(engine_kit: tuple[Kit, EngineWorkf
 
 def test_the_runtime_must_be_started_first() -> None:
     runtime = DaprWorkflowRuntime({WORKFLOW_NAME: chat_turn}, {})
-    with pytest.raises(WorkflowError, match="not started"):
+    with pytest.raises(BackendError, match=r"Dapr Workflow is not connected: .* Try again in a few seconds"):
         runtime.get("turn-1")
     with pytest.raises(WorkflowError, match="No workflow named 'other'"):
         runtime.schedule("other", "turn-1", {})

@@ -359,9 +359,19 @@ class DaprWorkflowRuntime:
         return await loop.run_in_executor(self._pool, self.wait, instance_id, timeout)
 
     # -- internals -------------------------------------------------------------------------------
+    def ping(self) -> None:
+        """BackendError until the work-item stream to the engine is open (see `start`)."""
+        self._require_client()
+
     def _require_client(self) -> Any:
         if self._client is None:
-            raise WorkflowError("The Dapr workflow runtime is not started: call start() (Kit.start() does)")
+            # The app opens the stream once it listens (daprd may wait for the app's port first).
+            raise BackendError(
+                f"Dapr Workflow is not connected: the work-item stream to {self.grpc_address} "
+                "(DAPR_GRPC_PORT) is not open yet. Try again in a few seconds; if this lasts, the app's "
+                "log says why the workflow runtime did not start.",
+                backend="workflow",
+            )
         return self._client
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
