@@ -12,7 +12,7 @@ against both, end to end over HTTP. What this cannot show, and still needs a rea
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from daca_kit.bootstrap import bootstrap
 from daca_kit.core.kit import Kit
 from daca_kit.core.workflow import REJECTED_REPLY, TIMED_OUT_REPLY
 from daca_kit.errors import AlreadyDecided
+from daca_kit.settings import Settings
 from tests.support.appproc import AppProcess, eventually
 from tests.support.dapr_sidecar_stub import DaprSidecarStub
 from tests.support.durabletask_engine import DurableTaskEngine
@@ -42,21 +43,29 @@ def sidecar() -> Iterator[DaprSidecarStub]:
 
 
 @pytest.fixture
-def dapr_kit(
+def dapr_settings(
     settings_factory: Any,
     engine: DurableTaskEngine,
     sidecar: DaprSidecarStub,
     monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Kit]:
-    """A Kit in Dapr mode, built and started as the app builds it, on the engine's gRPC port."""
+) -> Callable[..., Settings]:
+    """Settings for Dapr mode on the engine's gRPC port (the SDK reads it from the environment)."""
     monkeypatch.setenv("DAPR_RUNTIME_HOST", "127.0.0.1")
     monkeypatch.setenv("DAPR_GRPC_PORT", engine.port)
     monkeypatch.delenv("DAPR_GRPC_ENDPOINT", raising=False)
-    settings = settings_factory(
-        runtime="dapr", dapr_http_endpoint=sidecar.url, chat_wait=0, review_timeout="1h"
-    )
-    kit = bootstrap(settings).start()
-    sidecar.subscriber = None
+
+    def make(review_timeout: str = "1h") -> Settings:
+        return settings_factory(
+            runtime="dapr", dapr_http_endpoint=sidecar.url, chat_wait=0, review_timeout=review_timeout
+        )
+
+    return make
+
+
+@pytest.fixture
+def dapr_kit(dapr_settings: Callable[..., Settings]) -> Iterator[Kit]:
+    """A Kit in Dapr mode, built and started as the app builds and starts it."""
+    kit = bootstrap(dapr_settings()).start()
     assert kit.pushed_events is not None
     yield kit
     kit.close()
@@ -121,18 +130,8 @@ def test_a_rejected_turn_stores_nothing(dapr_kit: Kit) -> None:
     assert dapr_kit.review(result.instance_id)["status"] == "rejected"
 
 
-def test_a_turn_nobody_reviews_times_out_on_the_engines_timer(
-    settings_factory: Any,
-    engine: DurableTaskEngine,
-    sidecar: DaprSidecarStub,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("DAPR_RUNTIME_HOST", "127.0.0.1")
-    monkeypatch.setenv("DAPR_GRPC_PORT", engine.port)
-    settings = settings_factory(
-        runtime="dapr", dapr_http_endpoint=sidecar.url, chat_wait=0, review_timeout="1s"
-    )
-    with bootstrap(settings) as kit:
+def test_a_turn_nobody_reviews_times_out_on_the_engines_timer(dapr_settings: Callable[..., Settings]) -> None:
+    with bootstrap(dapr_settings(review_timeout="1s")) as kit:
         started = time.monotonic()
         result = kit.submit("dave", "emergency")
         assert result.status == "pending_review"
@@ -142,6 +141,22 @@ def test_a_turn_nobody_reviews_times_out_on_the_engines_timer(
         assert kit.review(result.instance_id)["status"] == "timed_out"
         with pytest.raises(AlreadyDecided, match="timed out"):
             kit.decide(result.instance_id, approved=True, reviewer="late")
+
+
+def test_a_decision_recorded_before_the_timer_fires_wins_even_if_it_never_reached_the_engine(
+    dapr_settings: Callable[..., Settings],
+) -> None:
+    with bootstrap(dapr_settings(review_timeout="1s")) as kit:
+        result = kit.submit("fay", "urgent: the timer will win the race to the engine")
+        assert isinstance(kit.runtime, DaprWorkflowRuntime) and kit.runtime.delivery is not None
+        kit.runtime.delivery.close()  # the decision's event is never raised (as if daprd were away)
+        kit.decide(result.instance_id, approved=True, reply="Decided in time.", reviewer="rev")
+        done = kit.wait_turn_sync(result.instance_id, 15)  # the engine's timer fires after 1 s
+        assert done is not None and (done.status, done.reply) == ("completed", "Decided in time.")
+        assert kit.review(result.instance_id)["status"] == "approved"
+        kit.runtime.delivery.start()  # the next start raises the late event to the ended turn: ignored
+        assert eventually(lambda: not kit.stores.workflows.pending_events())
+        assert kit.turn(result.instance_id).status == "completed"  # type: ignore[union-attr]
 
 
 def test_turns_run_side_by_side(dapr_kit: Kit, sidecar: DaprSidecarStub) -> None:

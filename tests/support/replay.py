@@ -33,8 +33,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import dapr.ext.workflow._durabletask.internal.helpers as ph
-import grpc
 import dapr.ext.workflow._durabletask.internal.protos as pb
+import grpc
 from dapr.ext.workflow._durabletask import worker
 from dapr.ext.workflow._durabletask.internal import shared
 
