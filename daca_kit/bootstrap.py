@@ -83,7 +83,7 @@ def build_model(settings: Settings) -> ReplyModel:
             base_url=settings.gemini_base_url,
             timeout=settings.gemini_timeout,
         )
-    return OfflineReplyModel()
+    return OfflineReplyModel(delay=settings.offline_delay)
 
 
 def build_runtime(settings: Settings, stores: Stores, activities: TurnActivities) -> WorkflowRuntime:

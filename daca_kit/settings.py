@@ -86,6 +86,10 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("GEMINI_BASE_URL", "gemini_base_url")
     )
     gemini_timeout: float = Field(30.0, validation_alias=AliasChoices("GEMINI_TIMEOUT", "gemini_timeout"))
+    # Emulates a remote model's latency with the offline model (benchmarks, demos); 0 answers at once.
+    offline_delay: float = Field(
+        0.0, ge=0, le=60, validation_alias=AliasChoices("DACA_OFFLINE_DELAY", "offline_delay")
+    )
     runtime: Literal["local", "dapr"] = Field(
         "local", validation_alias=AliasChoices("DACA_RUNTIME", "runtime")
     )

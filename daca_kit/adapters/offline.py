@@ -1,7 +1,7 @@
 """The offline reply model: deterministic, no network, clearly labelled.
 
     model = OfflineReplyModel()            # what runs when GEMINI_API_KEY is unset
-    model = OfflineReplyModel(delay=0.5)   # emulates a remote model's latency (benchmarks)
+    model = OfflineReplyModel(delay=0.5)   # emulates a remote model's latency (DACA_OFFLINE_DELAY)
 
 Its replies show what the workflow fed it (the user's message count and recent history), so the flow
 is visible without an account.

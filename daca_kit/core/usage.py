@@ -53,8 +53,8 @@ RAW_UNITS = {"model": "calls", "counters": "commands", "events": "publishes", "d
 
 def usage_report(backends: Mapping[str, Backend], calls: Mapping[str, int], turns: int) -> dict[str, Any]:
     """Each service's use against its free quota, and the chat turns a day the quotas allow."""
-    rows = []
-    sustainable: list[float] = []
+    rows: list[dict[str, Any]] = []
+    sustainable: list[tuple[float, str]] = []
     for key, quota in QUOTAS.items():
         backend = backends[key]
         real = not backend.embedded
@@ -65,7 +65,7 @@ def usage_report(backends: Mapping[str, Backend], calls: Mapping[str, int], turn
         per_turn = used / turns if turns else NOMINAL_PER_TURN[key] * scale
         turns_per_day = quota.per_day / per_turn if real and per_turn > 0 else None
         if turns_per_day is not None:
-            sustainable.append(turns_per_day)
+            sustainable.append((turns_per_day, key))
         rows.append(
             {
                 "service": key,
@@ -81,12 +81,9 @@ def usage_report(backends: Mapping[str, Backend], calls: Mapping[str, int], turn
                 "where_to_check": quota.source if real else None,
             }
         )
-    limit = int(min(sustainable)) if sustainable else None
-    bottleneck = None
-    if sustainable:
-        bottleneck = min(
-            (r for r in rows if r["turns_per_day"] is not None), key=lambda r: r["turns_per_day"]
-        )["service"]
+    fewest = min(sustainable, default=None)
+    limit = int(fewest[0]) if fewest else None
+    bottleneck = fewest[1] if fewest else None
     return {
         "turns_completed": turns,
         "services": rows,

@@ -1,12 +1,26 @@
-"""The app in a background process on this machine, for notebooks and tests.
+"""The app as a child process on loopback, for notebooks, tests and the benchmark.
 
-    with LocalApp({"DATABASE_URL": pg_url}) as app:      # starts `daca-kit serve` on a free port
-        httpx.get(app.base_url + "/health")
+    with LocalApp({"DATABASE_URL": pg_url}) as app:       # `daca-kit serve --api-only` on a free port
+        httpx.get(app.url("/health"))
     # stopped on leaving the block, or when the Python process that started it exits
 
-Settings not given are set explicitly (empty for optional services, a fresh SQLite file for the
-database, a generated reviewer password and admin token), so the caller's environment and `.env` files
-cannot change what runs. The app listens on 127.0.0.1 only and writes its output to `log_path`.
+    app = LocalApp(workdir=tmp_path, ui=True).start()     # `python app.py`, as Spaces runs it
+    app.kill()                                            # SIGKILL: nothing is flushed, as in a crash
+    app.start()                                           # again, same port, same settings, same log
+
+The caller's `settings` (environment variables, DESIGN.md's names) are all the app sees of its
+settings, so neither the caller's environment nor a `.env` file can change what runs: optional services
+not named are set empty (off); every other setting is removed from the child's environment, so the
+app's own default applies (a setting given as None is removed too); proxy variables are removed.
+`DATABASE_URL` defaults to a fresh SQLite file in `workdir` (also when given as ""), and the reviewer
+password and admin token are generated unless given. `extra_env` adds variables that are not settings
+(`PYTHONPATH`, `GRADIO_ANALYTICS_ENABLED`). The process runs in `workdir`, listens on 127.0.0.1 only and
+appends its output to `log_path` (default `workdir/app.log`) across restarts.
+
+`ui=True` runs `python app.py` exactly as Spaces does. The default runs `daca-kit serve --api-only`: the
+same server, kit and logging without mounting Gradio, whose import alone costs seconds of CPU. `command`
+runs another server that keeps the app's conventions (reads `PORT` and `HOST`, answers `GET /health`):
+the benchmark's raw-stack reference.
 """
 
 from __future__ import annotations
@@ -14,14 +28,15 @@ from __future__ import annotations
 import atexit
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -33,11 +48,16 @@ from daca_kit.settings import SERVICE_SETTINGS, setting_names
 OPTIONAL = SERVICE_SETTINGS
 # Left out of the child's environment unless given, so the app's own default applies.
 CONTROLLED = setting_names()
-_PROXIES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+PROXIES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+PASSWORD, TOKEN = "DACA_REVIEWER_PASSWORD", "DACA_ADMIN_TOKEN"
+# Spaces runs the checkout's app.py; an installed package has none (ui=True says so).
+APP_PY = Path(__file__).resolve().parents[2] / "app.py"
 
 
-class AppStartError(DacaError):
-    """The app process exited or did not answer /health in time; the message ends with its log's tail."""
+class AppStartError(DacaError, RuntimeError):
+    """The app process exited or did not answer /health in time; the message ends with its log's tail.
+
+    A RuntimeError too, so callers that know nothing of the kit's exception tree can catch it."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -47,11 +67,28 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-class LocalApp:
-    """`daca-kit serve` as a child process on 127.0.0.1:<free port>.
+def process_status(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (KiB) and CPU time (`cpu_ms`, user + system) of a process, from /proc (Linux)."""
+    out: dict[str, int] = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                out[line.split(":")[0]] = int(line.split()[1])
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        out["cpu_ms"] = round((int(fields[11]) + int(fields[12])) * 1000 / ticks)
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
 
-    `settings` are environment variables (DESIGN.md's names); a value of "" turns an optional service
-    off. `reviewer_password` and `admin_token` are generated unless given in `settings`.
+
+class LocalApp:
+    """The app (`daca-kit serve --api-only`, or `python app.py` with `ui=True`) on 127.0.0.1:<port>.
+
+        with LocalApp({"REDIS_URL": redis_url}, workdir=tmp_path) as app: ...
+
+    `start` waits for GET /health; `stop` is a graceful SIGTERM, `kill` a SIGKILL; either can be followed
+    by `start` on the same port. See the module docstring for how settings are isolated.
     """
 
     def __init__(
@@ -60,23 +97,31 @@ class LocalApp:
         *,
         workdir: str | os.PathLike[str] | None = None,
         port: int | None = None,
-        with_ui: bool = False,
+        ui: bool = False,
+        command: Sequence[str] | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        log_path: str | os.PathLike[str] | None = None,
         startup_timeout: float = 60.0,
         progress: bool = False,
     ) -> None:
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="daca-app-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.workdir / "app.log"
+        self.log_path = Path(log_path) if log_path else self.workdir / "app.log"
         self.port = port or free_port()
-        self.with_ui = with_ui
+        self.ui = ui
+        self.command = list(command) if command else None
+        self.extra_env = dict(extra_env or {})
         self.startup_timeout = startup_timeout
         self.progress = progress
-        given = {k: v for k, v in (settings or {}).items() if v is not None}
         self.env: dict[str, str] = {name: "" for name in OPTIONAL}
         self.env["DATABASE_URL"] = f"sqlite:///{self.workdir / 'daca.db'}"
-        self.env["DACA_REVIEWER_PASSWORD"] = secrets.token_urlsafe(16)
-        self.env["DACA_ADMIN_TOKEN"] = secrets.token_urlsafe(24)
-        self.env.update({k: str(v) for k, v in given.items() if not (k == "DATABASE_URL" and v == "")})
+        self.env[PASSWORD] = secrets.token_urlsafe(16)
+        self.env[TOKEN] = secrets.token_urlsafe(24)
+        for name, value in (settings or {}).items():
+            if value is None:
+                self.env.pop(name, None)  # the app's default
+            elif not (name == "DATABASE_URL" and value == ""):
+                self.env[name] = str(value)
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: Any = None
 
@@ -88,62 +133,91 @@ class LocalApp:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        """An httpx client on the app that ignores proxy variables (the app is on loopback)."""
+        return httpx.Client(
+            base_url=self.base_url, trust_env=False, timeout=kwargs.pop("timeout", 30.0), **kwargs
+        )
+
     @property
     def reviewer_password(self) -> str:
-        return self.env["DACA_REVIEWER_PASSWORD"]
+        """ "" when the caller removed it (then the app generates one and prints it to its log)."""
+        return self.env.get(PASSWORD, "")
 
     @property
     def admin_token(self) -> str:
-        return self.env["DACA_ADMIN_TOKEN"]
+        return self.env.get(TOKEN, "")
+
+    @property
+    def reviewer_auth(self) -> tuple[str, str]:
+        return ("reviewer", self.reviewer_password)
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"}
 
     @property
     def database_url(self) -> str:
-        return self.env["DATABASE_URL"]
+        return self.env.get("DATABASE_URL", "")
 
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def log_tail(self, lines: int = 30) -> str:
-        """The end of the app's output, with the reviewer password and admin token removed."""
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def status(self) -> dict[str, int]:
+        """The running process's memory and CPU time (see `process_status`); {} when it is not running."""
+        return process_status(self.proc.pid) if self.proc is not None and self.running else {}
+
+    def output(self) -> str:
+        """Everything the process printed so far, over all its runs, as written (for secret scans)."""
         try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return ""
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The end of the process's output, with the reviewer password, admin token and keys removed."""
+        text = self.output()
         for name, value in self.env.items():
-            if (
-                value
-                and len(value) >= 4
-                and (name in ("DACA_REVIEWER_PASSWORD", "DACA_ADMIN_TOKEN") or "KEY" in name)
-            ):
+            if value and len(value) >= 4 and (name in (PASSWORD, TOKEN) or "KEY" in name):
                 text = text.replace(value, "***")
         return "\n".join(text.splitlines()[-lines:])
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    def start(self) -> LocalApp:
-        """Starts the process and waits until GET /health answers; raises AppStartError otherwise."""
+    def argv(self) -> list[str]:
+        if self.command:
+            return self.command
+        if self.ui:
+            if not APP_PY.exists():
+                raise AppStartError(f"ui=True runs app.py from a checkout of daca_kit; {APP_PY} is missing.")
+            return [sys.executable, str(APP_PY)]
+        return [sys.executable, "-m", "daca_kit.cli", "serve", "--api-only"]
+
+    def child_env(self) -> dict[str, str]:
+        """The environment the process gets: the caller's minus settings and proxies, plus `settings`."""
+        env = {k: v for k, v in os.environ.items() if k not in CONTROLLED and k not in PROXIES}
+        env.update(self.env)
+        env.update({"PORT": str(self.port), "HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1"})
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> Self:
+        """Starts the process (unless it runs) and waits until GET /health answers; AppStartError if not."""
         if self.running:
             return self
-        child_env = {k: v for k, v in os.environ.items() if k not in CONTROLLED and k not in _PROXIES}
-        child_env.update(self.env)
-        child_env["PYTHONUNBUFFERED"] = "1"
-        command = [
-            sys.executable,
-            "-m",
-            "daca_kit.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-        ]
-        if not self.with_ui:
-            command.append("--api-only")
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        argv = self.argv()
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in kill()/stop()
         self.proc = subprocess.Popen(
-            command,
-            cwd=self.workdir,
-            env=child_env,
+            argv,
+            cwd=self.workdir,  # where there is no .env, and where a relative SQLite path lands
+            env=self.child_env(),
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -152,7 +226,7 @@ class LocalApp:
         try:
             self.wait_healthy(self.startup_timeout)
         except AppStartError:
-            self.stop()
+            self.kill()
             raise
         return self
 
@@ -175,7 +249,7 @@ class LocalApp:
 
     def _poll_health(self, start: float, timeout: float, bar: Any) -> dict[str, Any]:
         last = "no answer yet"
-        with httpx.Client(base_url=self.base_url, trust_env=False, timeout=5.0) as client:
+        with self.client(timeout=5.0) as client:
             while time.monotonic() < start + timeout:
                 if bar is not None:
                     bar.update(time.monotonic() - start - bar.n)
@@ -194,27 +268,37 @@ class LocalApp:
                     last = f"HTTP {response.status_code}"
                 except httpx.HTTPError as exc:
                     last = type(exc).__name__
-                time.sleep(0.1)
+                time.sleep(0.05)
         raise AppStartError(
             f"The app did not answer /health within {timeout:g} s ({last}). Its output ends with:\n{self.log_tail()}"
         )
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Asks the app to stop (SIGTERM), kills it after `timeout` seconds; safe to call twice."""
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
+        """Asks the process to stop (SIGTERM) and kills it after `timeout` seconds; safe to call twice."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
             try:
-                proc.wait(timeout)
+                self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout)
+                pass
+        self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL: the process gets no chance to flush, close or finish anything (a crash)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
         if self._log is not None:
             self._log.close()
             self._log = None
         atexit.unregister(self.stop)
 
-    def __enter__(self) -> LocalApp:
+    def restart(self) -> Self:
+        """A crash and a start on the same port."""
+        self.kill()
+        return self.start()
+
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *_exc: object) -> None:
@@ -238,9 +322,9 @@ def open_app(
     if not base_url:
         chosen = dict(settings or {})
         if reviewer_password:
-            chosen["DACA_REVIEWER_PASSWORD"] = reviewer_password
+            chosen[PASSWORD] = reviewer_password
         if admin_token:
-            chosen["DACA_ADMIN_TOKEN"] = admin_token
+            chosen[TOKEN] = admin_token
         app = LocalApp(chosen, progress=progress).start()
         base_url, reviewer_password, admin_token = app.base_url, app.reviewer_password, app.admin_token
     client = KitClient(base_url, reviewer_password=reviewer_password or None, admin_token=admin_token or None)

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -25,9 +22,9 @@ import pytest
 
 from daca_kit.bootstrap import bootstrap
 from daca_kit.core.kit import Kit
+from daca_kit.ops.launcher import AppStartError, LocalApp, free_port
 from daca_kit.web.auth import Auth
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -37,12 +34,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
 ]
 REVIEWER_PASSWORD = "app-process-reviewer-pw"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -94,68 +85,24 @@ def live_app(settings_factory: Any) -> Iterator[LiveApp]:
         kit.close()
 
 
-# Settings the app reads from the environment: a test's app starts without the developer's values.
-SETTING_PREFIXES = (
-    "DATABASE_URL",
-    "DB_CONNECTION",
-    "REDIS_URL",
-    "UPSTASH_",
-    "AMQP_URL",
-    "GEMINI_",
-    "DACA_",
-    "DAPR_",
-    "PORT",
-    "HOST",
-    "SPACE_ID",
-)
-
-
 @pytest.fixture
 def app_process(tmp_path: Path) -> Iterator[str]:
     """`python app.py` (what Spaces runs) in a subprocess on a free port, on embedded defaults; yields its URL."""
-    import httpx
-
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(SETTING_PREFIXES)}
-    env.update(
-        PORT=str(port),
-        HOST="127.0.0.1",
-        DATABASE_URL=f"sqlite:///{tmp_path / 'daca.db'}",
-        DACA_REVIEWER_PASSWORD=REVIEWER_PASSWORD,
-        GRADIO_ANALYTICS_ENABLED="False",
+    app = LocalApp(
+        {"DACA_REVIEWER_PASSWORD": REVIEWER_PASSWORD, "DACA_ADMIN_TOKEN": None},
+        workdir=tmp_path,
+        ui=True,
+        extra_env={"GRADIO_ANALYTICS_ENABLED": "False"},
+        startup_timeout=90,
     )
-    log_path = tmp_path / "app.log"
-    with log_path.open("wb") as log_file:
-        # cwd is tmp_path so that no .env file of the developer is read.
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py")],
-            cwd=tmp_path,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(
-                    f"app.py did not start; its output:\n{log_path.read_text(errors='replace')[-3000:]}"
-                )
-            time.sleep(0.2)
-        yield url
+        app.start()
+    except AppStartError as exc:
+        pytest.fail(f"app.py did not start: {exc}")
+    try:
+        yield app.base_url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        app.stop(timeout=5)
 
 
 def _need_chromium() -> None:

@@ -10,7 +10,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from daca_kit.web.ui.app import LOGIN_FIRST
+from daca_kit.web.ui.reviewers import LOGIN_FIRST
 from tests.e2e.conftest import GradioSession, LiveApp
 
 CLICK = {"index": [0, 2], "value": "", "selected": True}  # a click on the first row of the pending table

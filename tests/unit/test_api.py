@@ -181,3 +181,17 @@ def test_health_shows_the_model_degraded_after_a_failed_reply(client, fakes) -> 
     assert http.post("/chat/", json={"user_id": "amy", "text": "hi again"}).status_code == 200
     kit._health_cache = None
     assert http.get("/health").json()["status"] == "healthy"
+
+
+def test_every_route_documents_its_response_schema(client) -> None:
+    http, _kit = client()
+    spec = http.get("/openapi.json").json()
+    missing = []
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            ok = operation["responses"].get("200", {}).get("content", {}).get("application/json", {})
+            if not ok.get("schema") or ok["schema"] == {}:
+                missing.append(f"{method.upper()} {path}")
+    assert missing == []
+    chat = spec["paths"]["/chat/"]["post"]["responses"]
+    assert {"200", "202", "422", "429", "503"} <= set(chat)

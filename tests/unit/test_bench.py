@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from daca_kit.ops.bench import main, percentiles, targets
+from daca_kit.ops.bench import main
+from daca_kit.ops.bench.load import percentiles
+from daca_kit.ops.bench.report import targets
 
 
 def test_percentiles_are_nearest_rank() -> None:

@@ -5,7 +5,6 @@ workflow runtime. No daprd runs here; what only a live sidecar can show is liste
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -27,6 +26,7 @@ from daca_kit.core.kit import Kit
 from daca_kit.core.models import COMPLETED, FAILED, RUNNING
 from daca_kit.core.workflow import MESSAGES_TOPIC, WORKFLOW_NAME, chat_turn, cloud_event
 from daca_kit.errors import BackendError, BusError, ConfigError, CountersError, WorkflowError
+from daca_kit.ops.launcher import free_port
 from daca_kit.web.api.events import events_router
 from tests.support.dapr_sidecar_stub import DaprSidecarStub
 from tests.support.fakes import FakeCounters, FakeReplyModel
@@ -51,12 +51,6 @@ def bus(sidecar: DaprSidecarStub) -> Iterator[DaprEventBus]:
     adapter = DaprEventBus(DaprSidecar(sidecar.url), "pubsub")
     yield adapter
     adapter.close()
-
-
-def unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def run_threads(targets: list[Callable[[], Any]]) -> list[BaseException]:
@@ -301,7 +295,7 @@ def test_only_the_sidecar_may_deliver(monkeypatch: pytest.MonkeyPatch, sidecar: 
 
 # -- start-up: fail fast without a sidecar ------------------------------------------------------------
 def test_no_sidecar_fails_fast_with_what_to_start(settings_factory: Any) -> None:
-    url = f"http://127.0.0.1:{unused_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     settings = settings_factory(runtime="dapr", dapr_http_endpoint=url)
     inbox = open_stores(settings.database_url).workflows
     for build in (
@@ -322,7 +316,7 @@ def test_no_sidecar_fails_fast_with_what_to_start(settings_factory: Any) -> None
 def test_bootstrap_in_dapr_mode_fails_fast_naming_the_port(
     monkeypatch: pytest.MonkeyPatch, settings_factory: Any
 ) -> None:
-    port = unused_port()
+    port = free_port()
     monkeypatch.delenv("DAPR_HTTP_ENDPOINT", raising=False)
     monkeypatch.setenv("DAPR_HTTP_PORT", str(port))
     monkeypatch.setenv("DAPR_HEALTH_TIMEOUT", "0")
@@ -365,7 +359,7 @@ def test_start_fails_with_a_sentence_when_the_workflow_api_does_not_answer(sidec
         {},
         sidecar=DaprSidecar(sidecar.url),
         grpc_host="127.0.0.1",
-        grpc_port=str(unused_port()),
+        grpc_port=str(free_port()),
         start_timeout=0.5,
     )
     with pytest.raises(

@@ -27,16 +27,11 @@ from daca_kit.ops.doctor import (
     PortCheck,
     PortTarget,
 )
+from daca_kit.ops.launcher import free_port
 from tests.conftest import AMQP_HOST, AMQP_PORT, PG_HOST, PG_PORT, need
 from tests.support.gemini_stub import GeminiStub
 
 SECRET = "s3cret-Pa55word-for-doctor"
-
-
-def unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -69,7 +64,7 @@ def test_nothing_configured_is_embedded_not_an_error(settings_factory, capsys) -
 
 # -- network failures, before any driver speaks -----------------------------------------------------------------
 def test_refused_port_is_reported_as_closed(settings_factory) -> None:  # type: ignore[no-untyped-def]
-    port = unused_port()
+    port = free_port()
     settings = settings_factory(
         database_url=f"postgresql://daca:{SECRET}@127.0.0.1:{port}/daca",
         redis_url=f"redis://:{SECRET}@127.0.0.1:{port}/0",
@@ -101,7 +96,7 @@ def test_unresolvable_host_is_reported_as_such(settings_factory) -> None:  # typ
 
 
 def test_main_returns_one_on_a_failure_and_prints_no_secret(settings_factory, capsys) -> None:  # type: ignore[no-untyped-def]
-    settings = settings_factory(redis_url=f"redis://default:{SECRET}@127.0.0.1:{unused_port()}/0")
+    settings = settings_factory(redis_url=f"redis://default:{SECRET}@127.0.0.1:{free_port()}/0")
     assert doctor.main(settings, timeout=2) == 1
     printed = capsys.readouterr().out
     assert "FAILED" in printed and "REDIS_URL" in printed
@@ -204,7 +199,7 @@ def test_gemini_key_and_model_are_checked(settings_factory) -> None:  # type: ig
 
 # -- outbound ports and fallbacks ------------------------------------------------------------------------------
 def test_outbound_ports_on_loopback(listening_port: int) -> None:
-    closed = unused_port()
+    closed = free_port()
     results = doctor.outbound_ports(
         [PortTarget("127.0.0.1", listening_port, "test", ""), ("127.0.0.1", closed)], timeout=1
     )

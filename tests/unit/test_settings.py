@@ -64,3 +64,19 @@ def test_durations_and_rates() -> None:
 def test_upstash_needs_url_and_token_together() -> None:
     with pytest.raises(ValueError):
         make(UPSTASH_REDIS_REST_URL="https://x.upstash.io")
+
+
+def test_offline_delay_slows_each_offline_reply() -> None:
+    import time
+
+    from daca_kit.bootstrap import build_model
+    from daca_kit.core.models import ReplyRequest
+
+    assert make().offline_delay == 0
+    model = build_model(make(DACA_OFFLINE_DELAY="0.2"))
+    started = time.perf_counter()
+    reply = model.generate(ReplyRequest(user_id="alice", text="hi", message_count=1))
+    assert time.perf_counter() - started >= 0.2
+    assert reply.offline
+    with pytest.raises(ValueError):
+        make(DACA_OFFLINE_DELAY="-1")
