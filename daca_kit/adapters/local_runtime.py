@@ -202,17 +202,19 @@ class LocalRuntime:
         now = self.clock()
         state = InstanceState(instance_id=instance_id, name=name, input=input, created_at=now, updated_at=now)
         lock = self._lock_for(instance_id)
-        with lock:  # an event raised for it meanwhile resumes it once this first step is saved
-            with self._memory_lock:
-                self._memory[instance_id] = state
-            try:
-                if not self._step(state, events=[]):
-                    # Another process resumed it after its checkpoint: carry on from what that one saved.
-                    state = self._advance_locked(instance_id) or state
-            finally:
+        try:
+            with lock:  # an event raised for it meanwhile resumes it once this first step is saved
                 with self._memory_lock:
-                    self._memory.pop(instance_id, None)
-        self._forget_lock(instance_id, lock)
+                    self._memory[instance_id] = state
+                try:
+                    if not self._step(state, events=[]):
+                        # Another process resumed it after its checkpoint: go on from what that one saved.
+                        state = self._advance_locked(instance_id) or state
+                finally:
+                    with self._memory_lock:
+                        self._memory.pop(instance_id, None)
+        finally:
+            self._forget_lock(instance_id, lock)
         return state
 
     def get(self, instance_id: str) -> InstanceState | None:

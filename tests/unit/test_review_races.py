@@ -19,9 +19,11 @@ from typing import Any
 import pytest
 
 from daca_kit.adapters.dapr.workflow import DaprWorkflowRuntime
+from daca_kit.adapters.local_runtime import LocalRuntime
 from daca_kit.bootstrap import bootstrap
+from daca_kit.core.clock import utcnow
 from daca_kit.core.kit import Kit
-from daca_kit.core.workflow import WORKFLOW_NAME, chat_turn
+from daca_kit.core.workflow import EXPOSING_ACTIVITIES, REVIEW_EVENT, WORKFLOW_NAME, chat_turn
 from daca_kit.errors import AlreadyDecided
 from tests.support.fakes import FakeCounters, FakeEventBus, FakeReplyModel
 from tests.support.replay import EngineWorkflowClient
@@ -85,6 +87,41 @@ def test_a_decision_made_the_moment_the_review_is_visible_resumes_the_turn(kit: 
     assert finished(kit, pending.instance_id, 3) == "completed"
     assert kit.review(pending.instance_id)["status"] == "approved"
     assert [c["message"] for c in kit.conversations("bob")] == ["This is urgent"]
+
+
+def test_a_decision_resumed_by_another_process_before_the_turn_saved_its_wait(kit: Kit) -> None:
+    """Another worker on the same database takes the decision while this one is still in the first step."""
+    other = LocalRuntime(
+        kit.stores.workflows,
+        workflows={WORKFLOW_NAME: chat_turn},
+        activities=kit.activities.as_dict(),
+        checkpoint_before=EXPOSING_ACTIVITIES,
+    )
+    other.start()
+
+    def request_then_decide_elsewhere(original: Callable[..., Any], ctx: Any, data: Any) -> Any:
+        created = original(ctx, data)
+        instance_id = data["instance_id"]
+        kit.stores.reviews.decide_review(
+            instance_id,
+            approved=True,
+            reply=None,
+            reason=None,
+            reviewer="elsewhere",
+            decided_at=utcnow(),
+            workflow_event=(REVIEW_EVENT, {"approved": True, "reply": None, "reviewer": "elsewhere"}),
+        )
+        other.notify(instance_id)  # the other process resumes it, and ends it, before this one saves
+        assert other.wait(instance_id, 5).runtime_status == "COMPLETED"  # type: ignore[union-attr]
+        return created
+
+    try:
+        wrap_activity(kit, "request_review", request_then_decide_elsewhere)
+        result = kit.submit("jack", "urgent")
+        assert result.status == "completed"  # this process lost the save and read what the other saved
+        assert len(kit.conversations("jack")) == 1
+    finally:
+        other.close()
 
 
 def test_decisions_racing_submit_always_resume_their_turn(kit: Kit) -> None:
