@@ -124,15 +124,16 @@ def test_a_decision_resumed_by_another_process_before_the_turn_saved_its_wait(ki
         other.close()
 
 
-def test_decisions_racing_submit_always_resume_their_turn(kit: Kit) -> None:
-    """A reviewer who decides as soon as the review shows, from another thread, hundreds of times."""
-    runs = 200
+def race_reviewers_with_submit(kit: Kit, runs: int) -> list[str | None]:
+    """Submits `runs` sensitive turns, each decided from another thread as soon as its review shows.
+
+    Even turns are approved, odd ones rejected; returns each turn's final status.
+    """
     errors: list[BaseException] = []
     for i in range(runs):
         instance_id = f"race-{i:04d}"
-        approve = i % 2 == 0
 
-        def reviewer(instance_id: str = instance_id, approve: bool = approve) -> None:
+        def reviewer(instance_id: str = instance_id, approve: bool = i % 2 == 0) -> None:
             deadline = time.monotonic() + 5
             try:
                 while kit.stores.reviews.get_review(instance_id) is None:
@@ -147,10 +148,15 @@ def test_decisions_racing_submit_always_resume_their_turn(kit: Kit) -> None:
         kit.submit(f"user{i % 7}", "urgent: please help", instance_id=instance_id)
         thread.join(10)
     assert errors == []
-    statuses = [finished(kit, f"race-{i:04d}") for i in range(runs)]
-    stuck = [f"race-{i:04d}" for i, s in enumerate(statuses) if s not in ("completed", "rejected")]
-    assert stuck == [], f"{len(stuck)} of {runs} decided turns never resumed"
-    assert statuses == ["completed" if i % 2 == 0 else "rejected" for i in range(runs)]
+    return [finished(kit, f"race-{i:04d}") for i in range(runs)]
+
+
+def test_decisions_racing_submit_always_resume_their_turn(kit: Kit) -> None:
+    """A reviewer who decides as soon as the review shows, from another thread, hundreds of times."""
+    statuses = race_reviewers_with_submit(kit, 200)
+    stuck = [i for i, s in enumerate(statuses) if s not in ("completed", "rejected")]
+    assert stuck == [], f"{len(stuck)} of 200 decided turns never resumed"
+    assert statuses == ["completed" if i % 2 == 0 else "rejected" for i in range(200)]
 
 
 class Crash(BaseException):
@@ -283,23 +289,26 @@ def test_a_decision_after_the_timeout_is_refused_as_too_late(settings_factory: A
         kit.close()
 
 
+def race_reviewers_with_the_timer(kit: Kit, runs: int) -> list[tuple[str | None, str]]:
+    """Decides `runs` turns at random moments around their review timeout: (turn status, review status)."""
+    rng = random.Random(11)
+    ids = []
+    for i in range(runs):
+        pending = kit.submit(f"u{i % 5}", "help please", instance_id=f"timer-{i:03d}")
+        time.sleep(rng.uniform(0.0, 2 * kit.settings.review_timeout.total_seconds()))
+        try:
+            kit.decide(pending.instance_id, approved=i % 3 != 0, reviewer="racer")
+        except AlreadyDecided:
+            pass
+        ids.append(pending.instance_id)
+    return [(finished(kit, i), kit.review(i)["status"]) for i in ids]
+
+
 def test_decisions_racing_the_timer_always_agree_with_the_outcome(settings_factory: Any) -> None:
     kit = fresh_kit(settings_factory(review_timeout="40ms"))
-    rng = random.Random(11)
     try:
-        ids = []
-        for i in range(40):
-            pending = kit.submit(f"u{i % 5}", "help please", instance_id=f"timer-{i:03d}")
-            delay = rng.uniform(0.0, 0.08)
-            time.sleep(delay)
-            try:
-                kit.decide(pending.instance_id, approved=i % 3 != 0, reviewer="racer")
-            except AlreadyDecided:
-                pass
-            ids.append(pending.instance_id)
-        outcomes = [(finished(kit, i), kit.review(i)["status"]) for i in ids]
-        disagree = [(i, o) for i, o in zip(ids, outcomes, strict=True) if AGREES.get(o[0] or "") != o[1]]
-        assert disagree == []
+        outcomes = race_reviewers_with_the_timer(kit, 40)
+        assert [o for o in outcomes if AGREES.get(o[0] or "") != o[1]] == []
         assert {o[0] for o in outcomes} >= {"timed_out"}  # both sides won some races
         assert {o[0] for o in outcomes} & {"completed", "rejected"}
     finally:
