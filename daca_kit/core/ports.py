@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from daca_kit.core.models import Backend, HistoryTurn, InstanceState, Reply, ReplyRequest
+from daca_kit.core.models import Backend, HistoryTurn, InstanceState, Reply, ReplyRequest, RoundTrip
 
 Handler = Callable[[dict[str, Any]], None]
 Event = tuple[str, str, dict[str, Any]]  # (topic, event id, CloudEvent) written with the row it describes
@@ -31,6 +31,21 @@ class Metered(Protocol):
     def calls(self) -> int:
         """Backend calls so far (statements, commands, publishes, requests)."""
         ...
+
+
+class Checkable(Metered, Protocol):
+    """A real service's adapter that proves, with one harmless round trip, that its service answers.
+
+        trip = RedisCounters.from_url(url, timeout=3.0).check()   # what `daca-kit doctor` runs
+
+    The check goes through the adapter's own client, within the timeout the adapter was built with.
+    It first resolves the host and opens the port, then lets the driver speak, and raises the adapter's
+    `BackendError` (the same sentence the running app shows) with `problem` saying which step failed.
+    """
+
+    def check(self) -> RoundTrip: ...
+
+    def close(self) -> None: ...
 
 
 @runtime_checkable

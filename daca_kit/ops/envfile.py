@@ -42,16 +42,6 @@ def is_secret(name: str) -> bool:
     return name in SECRET_NAMES or any(word in name.upper() for word in _SECRET_WORDS)
 
 
-def url_password(url: str) -> str | None:
-    """The password in a URL's user info, found even when it holds characters that should have been
-    percent-encoded (`#`, `?`, `/`), which a strict URL parser would take for the URL's next part."""
-    _scheme, sep, rest = url.partition("://")
-    userinfo, at, _after = rest.rpartition("@")
-    if not sep or not at or ":" not in userinfo:
-        return None
-    return userinfo.split(":", 1)[1]
-
-
 def mask_url(url: str) -> str:
     """The URL with its password (and any secret-looking query value) replaced by `***`.
 

@@ -12,7 +12,13 @@ from __future__ import annotations
 
 from daca_kit.adapters.sql.conversations import SqlConversations
 from daca_kit.adapters.sql.counters import SqlCounters
-from daca_kit.adapters.sql.database import SqlDatabase, backend_kind, describe_url, normalize_url
+from daca_kit.adapters.sql.database import (
+    SqlDatabase,
+    backend_kind,
+    describe_url,
+    normalize_url,
+    server_address,
+)
 from daca_kit.adapters.sql.outbox import SqlOutbox
 from daca_kit.adapters.sql.reviews import SqlReviews
 from daca_kit.adapters.sql.workflows import SqlWorkflowStore
@@ -29,6 +35,7 @@ __all__ = [
     "describe_url",
     "normalize_url",
     "open_stores",
+    "server_address",
 ]
 
 
