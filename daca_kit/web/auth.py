@@ -4,7 +4,8 @@
     @router.get("/x") async def x(reviewer: ReviewerDep, _admin: AdminDep): ...
 
 Anyone may chat. Reviewers decide reviews; the admin (cron-job.org, the operator) resets and
-initialises analytics. Without DACA_ADMIN_TOKEN, admin calls are accepted from this machine only.
+initialises analytics. Without DACA_ADMIN_TOKEN, admin calls are accepted from this machine only: from
+loopback, with no forwarding header of any proxy and not relayed by daprd (in Dapr mode, never).
 
 Reviewer accounts: `reviewer` with DACA_REVIEWER_PASSWORD, and the named reviewers of DACA_REVIEWERS,
 either `name:hash` (a password, stored as a scrypt hash) or a bare Hugging Face username (signs in with
@@ -24,7 +25,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -95,6 +96,7 @@ class Auth:
         *,
         session_key: Callable[[], str],
         proxy_hops: int = 0,
+        dapr_mode: bool = False,
         generated_password: str | None = None,
         session_ttl: float = SESSION_TTL,
         clock: Callable[[], float] = time.time,
@@ -102,6 +104,7 @@ class Auth:
         self.accounts = {a.name.lower(): a for a in accounts}
         self.admin_token = admin_token
         self.proxy_hops = proxy_hops
+        self.dapr_mode = dapr_mode
         self.generated_password = generated_password
         self.session_ttl = session_ttl
         self._session_key = session_key
@@ -137,6 +140,7 @@ class Auth:
             token,
             session_key=session_key,
             proxy_hops=settings.proxy_hops,
+            dapr_mode=settings.runtime == "dapr",
             generated_password=generated,
             clock=clock,
         )
@@ -156,6 +160,12 @@ class Auth:
 
     def client_of(self, peer: str | None, forwarded_for: str | None) -> str:
         return client_address(peer, forwarded_for, self.proxy_hops)
+
+    def is_local(self, peer: str | None, headers: Mapping[str, str]) -> bool:
+        """The operator on this machine: loopback, not forwarded by a proxy nor relayed by daprd. In Dapr mode
+        never: daprd relays other apps' calls from loopback, and a call it makes to the app's own id carries
+        nothing that tells it from a local one, so there only DACA_ADMIN_TOKEN opens admin calls."""
+        return not self.dapr_mode and from_this_machine(peer, headers) and not through_sidecar(headers)
 
     def sign_in(self, name: str, password: str, client: str) -> str | None:
         """The reviewer's name when `password` is theirs, else None (counted as a failure).
@@ -198,11 +208,33 @@ class Auth:
         return account.name
 
 
-def is_local(request: Request) -> bool:
-    """A request from this machine that no proxy forwarded (a public request reaches a Space through a
-    proxy, which adds X-Forwarded-For)."""
-    client = request.client.host if request.client else None
-    return is_loopback(client) and not request.headers.get("x-forwarded-for")
+# Headers that a proxy adds to a request it forwards (RFC 7239 and the common de facto ones). A request
+# carrying any of them started somewhere else, whatever address it names.
+PROXY_HEADERS = frozenset(
+    {"forwarded", "via", "x-real-ip", "true-client-ip", "cf-connecting-ip", "x-client-ip", "fastly-client-ip"}
+)
+PROXY_PREFIXES = ("x-forwarded-", "x-original-forwarded-", "x-cluster-client-")
+
+
+def proxied(headers: Mapping[str, str]) -> bool:
+    """Whether a proxy forwarded the request: any forwarding header, whatever its value."""
+    return any(name.lower() in PROXY_HEADERS or name.lower().startswith(PROXY_PREFIXES) for name in headers)
+
+
+def through_sidecar(headers: Mapping[str, str]) -> bool:
+    """Whether daprd relayed the request: it marks calls other apps invoke (dapr-caller-app-id,
+    dapr-callee-app-id) and, with APP_API_TOKEN set, every call (dapr-api-token)."""
+    return any(name.lower().startswith("dapr-") for name in headers)
+
+
+def from_this_machine(peer: str | None, headers: Mapping[str, str]) -> bool:
+    """A request whose socket is on loopback and that no proxy forwarded (a public request reaches a Space
+    through a proxy, which adds X-Forwarded-For)."""
+    return is_loopback(peer) and not proxied(headers)
+
+
+def peer_of(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 def get_auth(request: Request) -> Auth:
@@ -236,11 +268,13 @@ def require_reviewer(
 
 def require_admin(request: Request, auth: AuthDep) -> None:
     if auth.admin_token is None:
-        if is_local(request):
+        if auth.is_local(peer_of(request), request.headers):
             return
+        where = "without Dapr" if auth.dapr_mode else "from this machine, not through a proxy,"
         raise HTTPException(
             status_code=403,
-            detail="Admin calls are allowed only from this machine until DACA_ADMIN_TOKEN is set.",
+            detail=f"Admin calls are allowed only {where} until DACA_ADMIN_TOKEN is set: set it and send "
+            "'Authorization: Bearer <DACA_ADMIN_TOKEN>'.",
         )
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not secrets.compare_digest(

@@ -17,17 +17,18 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from daca_kit.core.ports import PushedEvents
-from daca_kit.web.auth import is_local
+from daca_kit.web.auth import from_this_machine, peer_of
 
 log = logging.getLogger(__name__)
 
 
 def from_dapr(request: Request) -> bool:
-    """Whether a delivery comes from daprd: its APP_API_TOKEN when one is set, else this machine."""
+    """Whether a delivery comes from daprd: its APP_API_TOKEN when one is set, else this machine, not
+    forwarded (another app invoking this route through Dapr arrives with X-Forwarded-For and Forwarded)."""
     token = os.environ.get("APP_API_TOKEN")
     if token:
         return hmac.compare_digest(request.headers.get("dapr-api-token", "").encode(), token.encode())
-    return is_local(request)
+    return from_this_machine(peer_of(request), request.headers)
 
 
 def events_router(events: PushedEvents) -> APIRouter:
