@@ -137,8 +137,10 @@ class KitClient:
     def turn(self, instance_id: str) -> httpx.Response:
         return self.http.get(f"/chat/{instance_id}")
 
-    def conversations(self, user_id: str, limit: int = 50) -> httpx.Response:
-        return self.http.get(f"/conversations/{user_id}", params={"limit": limit})
+    def conversations(self, user_id: str, limit: int = 50, *, token: str | None = None) -> httpx.Response:
+        """GET /conversations/{user_id}: with the user's `token`, else as the admin (a history is not public)."""
+        headers = {"Authorization": f"Bearer {token}"} if token else self._admin(True)
+        return self.http.get(f"/conversations/{user_id}", params={"limit": limit}, headers=headers)
 
     def analytics(self, user_id: str) -> httpx.Response:
         return self.http.get(f"/analytics/{user_id}")

@@ -36,6 +36,7 @@ from daca_kit.core.ports import KeyStore
 from daca_kit.errors import RateLimited
 from daca_kit.settings import Settings, is_loopback
 from daca_kit.web.logins import LoginThrottle, too_many
+from daca_kit.web.identity import UserTokens, bound
 from daca_kit.web.passwords import DUMMY_HASH, verify_password
 from daca_kit.web.sessions import SessionTokens
 
@@ -109,6 +110,7 @@ class Auth:
         self.session_ttl = session_ttl
         self._session_key = session_key
         self.tokens = SessionTokens(session_key, ttl=session_ttl, clock=clock)
+        self.users = UserTokens(session_key)
         self.throttle = LoginThrottle(clock=clock)
 
     @classmethod
@@ -277,14 +279,52 @@ def require_admin(request: Request, auth: AuthDep) -> None:
             "'Authorization: Bearer <DACA_ADMIN_TOKEN>'.",
         )
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(
-        token.strip().encode(), auth.admin_token.encode()
-    ):
+    if scheme.lower() != "bearer" or not is_admin_token(auth, token.strip()):
         raise HTTPException(
             status_code=401,
             detail="Admin token required: send 'Authorization: Bearer <DACA_ADMIN_TOKEN>'.",
             headers={"WWW-Authenticate": "Bearer"},
         )
+
+
+def is_admin_token(auth: Auth, token: str) -> bool:
+    return auth.admin_token is not None and secrets.compare_digest(token.encode(), auth.admin_token.encode())
+
+
+async def require_user(request: Request, auth: Auth, user_id: str, *, history: bool) -> None:
+    """Lets a caller act as `user_id`: chat as it (`history=False`: anyone for an open id; a bound id needs
+    its token) or read its history (its token, a reviewer, or the admin). This machine passes under the
+    admin rule (no DACA_ADMIN_TOKEN, not forwarded). 401 without a usable credential, 403 with another
+    user's token; see daca_kit.web.identity."""
+    if not history and not bound(user_id):
+        return
+    if auth.admin_token is None and auth.is_local(peer_of(request), request.headers):
+        return
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    scheme, credential = scheme.lower(), credential.strip()
+    if scheme == "bearer" and credential:
+        if is_admin_token(auth, credential):
+            return
+        owner = auth.users.user_of(credential)
+        if owner == user_id:
+            return
+        if owner is not None:
+            raise HTTPException(
+                status_code=403,
+                detail=f"Your token is for user id '{owner}', not '{user_id}': use the id your token was issued for.",
+            )
+    elif scheme == "basic" and history:
+        require_reviewer(request, auth, await basic(request))
+        return
+    what = "read the history of" if history else "chat as"
+    raise HTTPException(
+        status_code=401,
+        detail=(
+            f"To {what} '{user_id}' send its token: 'Authorization: Bearer <token>' (POST /users gives a new user "
+            "id with its token). Reviewers may read any history with their login, the admin with DACA_ADMIN_TOKEN."
+        ),
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 ReviewerDep = Annotated[str, Depends(require_reviewer)]

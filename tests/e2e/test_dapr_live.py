@@ -213,7 +213,7 @@ def test_the_app_in_dapr_mode_end_to_end(
         assert again.status_code == 409
 
         assert eventually(lambda: http.get("/analytics/erin").json()["message_count"] == 2)
-        stored = http.get("/conversations/erin").json()
+        stored = http.get("/conversations/erin", headers=app.admin_headers).json()
         assert [t["reply"] for t in stored] == ["Reviewed reply.", plain.json()["reply"]]
     assert [d[1:] for d in sidecar.deliveries if d[0] == "messages"] == [(200, {"status": "SUCCESS"})] * 2
     assert "Traceback" not in app.output()

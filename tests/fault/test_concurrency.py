@@ -31,7 +31,7 @@ def _check(app: AppProcess, user: str) -> None:
     assert len(ids) == TURNS
     with app.client() as client:
         eventually(lambda: client.get(f"/analytics/{user}").json()["message_count"] == TURNS, timeout=30)
-        stored = client.get(f"/conversations/{user}", params={"limit": 500}).json()
+        stored = client.get(f"/conversations/{user}", params={"limit": 500}, headers=app.admin_headers).json()
     assert len(stored) == TURNS
     assert {t["message"] for t in stored} == {f"turn {i}" for i in range(TURNS)}
 

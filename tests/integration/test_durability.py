@@ -63,7 +63,7 @@ def test_pending_review_survives_a_hard_kill_and_is_stored_once(tmp_path: Path, 
         app.kill()
         app.start()
         assert client.get(f"/chat/{instance_id}").json()["status"] == "completed"
-        stored = client.get("/conversations/bob").json()
+        stored = client.get("/conversations/bob", headers=app.admin_headers).json()
 
     rows = pg_rows(pg_url, "SELECT user_id, reply FROM conversation WHERE instance_id = %s", instance_id)
     assert rows == [("bob", "A reviewer answers: we are on it.")]

@@ -72,7 +72,8 @@ def test_hostile_text_is_stored_verbatim_and_returned_as_json(app: tuple[Kit, Te
         assert response.headers["content-type"] == "application/json"
         assert response.json()["metadata"]["status"] == "completed"
 
-    stored = client.get("/conversations/eve", params={"limit": 100})
+    admin = {"Authorization": "Bearer adm-4f8a2b6c0d1e"}  # a user's history is not public
+    stored = client.get("/conversations/eve", params={"limit": 100}, headers=admin)
     assert stored.headers["content-type"] == "application/json"
     assert [t["message"] for t in reversed(stored.json())] == list(VERBATIM.values())
     # HTML leaves only inside JSON strings (application/json), never as markup of an HTML response.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -12,6 +12,7 @@ from daca_kit.core.models import TurnResult
 from daca_kit.errors import NotFound
 from daca_kit.web.api.deps import KitDep
 from daca_kit.web.api.schemas import ChatFailed, ChatPending, ChatReply, ChatRequest, Problem, TurnStatus
+from daca_kit.web.auth import AuthDep, require_user
 
 router = APIRouter(prefix="/chat", tags=["chat"])
 
@@ -42,6 +43,8 @@ def turn_response(result: TurnResult) -> JSONResponse:
     response_model=ChatReply,
     responses={
         202: {"model": ChatPending, "description": "Held for review longer than `wait`"},
+        401: {"model": Problem, "description": "A bound user id (`...@daca`, `...@hf`) without its token"},
+        403: {"model": Problem, "description": "Another user's token"},
         422: {"model": Problem, "description": "Invalid input"},
         429: {"model": Problem, "description": "Rate limited (Retry-After)"},
         503: {"model": ChatFailed, "description": "The reply model failed"},
@@ -49,11 +52,14 @@ def turn_response(result: TurnResult) -> JSONResponse:
 )
 async def post_chat(
     body: ChatRequest,
+    request: Request,
     kit: KitDep,
+    auth: AuthDep,
     wait: Annotated[
         float | None, Query(ge=0, le=600, description="Seconds to wait for a review decision")
     ] = None,
 ) -> JSONResponse:
+    await require_user(request, auth, body.user_id, history=False)
     result = await run_in_threadpool(
         kit.submit, body.user_id, body.text, metadata=body.metadata, tags=body.tags
     )

@@ -83,6 +83,14 @@ class TurnStatus(BaseModel):
     timestamp: str | None = None
 
 
+class UserToken(BaseModel):
+    """A user id and the token that proves it: send `Authorization: Bearer <token>` to chat as this id
+    and to read its history. Keep it: it is not shown again."""
+
+    user_id: str
+    token: str
+
+
 class StoredTurn(BaseModel):
     id: int
     user_id: str
