@@ -45,7 +45,8 @@ def test_reviewer_edits_and_approves_while_the_user_waits(
 
     # Page A: a new user. The id is made up and kept for this browser; the first reply comes back.
     user = open_page(chromium, live_app.url)
-    expect(user.locator("#chat-user input")).to_have_value(re.compile(r"^guest-[0-9a-f]{6}$"))
+    expect(user.locator("#chat-user input")).to_have_value(re.compile(r"^guest-[0-9a-f]{16}@daca$"))
+    expect(user.locator("#chat-user input")).not_to_be_editable()  # bound to this browser
     user_id = user.locator("#chat-user input").input_value()
     chat = user.locator("#chatbot")
     send(user, "Hello! What can you do?")
@@ -57,8 +58,12 @@ def test_reviewer_edits_and_approves_while_the_user_waits(
     expect(user.locator("#chat-status")).to_contain_text("1 message is waiting for a human reviewer")
     user.screenshot(path=str(artifacts / "ui-chat-waiting.png"), full_page=True)
 
-    # Page B: another person opens Review. Nothing pending is shown before the login.
+    # Page B: another person (another browser) gets another id, and none of A's history.
     reviewer = open_page(chromium, live_app.url)
+    expect(reviewer.locator("#chat-user input")).to_have_value(re.compile(r"@daca$"))
+    assert reviewer.locator("#chat-user input").input_value() != user_id
+    expect(reviewer.locator("#chatbot")).not_to_contain_text("What can you do?")
+    # B opens Review. Nothing pending is shown before the login.
     reviewer.get_by_role("tab", name="Review").click()
     expect(reviewer.locator("#review-password input")).to_be_visible()
     expect(reviewer.locator("#review-pending")).to_be_hidden()

@@ -34,7 +34,9 @@ def test_a_new_user_chats_and_reads_only_with_its_token(make_app) -> None:
     mallory, mallory_token = new_user(client)
     assert alice != mallory and alice.endswith("@daca") and mallory.endswith("@daca")
 
-    sent = client.post("/chat/", json={"user_id": alice, "text": "my secret plan"}, headers=bearer(alice_token))
+    sent = client.post(
+        "/chat/", json={"user_id": alice, "text": "my secret plan"}, headers=bearer(alice_token)
+    )
     assert sent.status_code == 200, sent.text
     mine = client.get(f"/conversations/{alice}", headers=bearer(alice_token))
     assert mine.status_code == 200 and mine.json()[0]["message"] == "my secret plan"

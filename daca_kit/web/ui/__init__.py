@@ -8,7 +8,9 @@ turns ended), reviewers (who is signed in), conversation (a chat session and how
 (errors as sentences, private events) and text (times and waits). The UI imports core, settings,
 errors and web.auth, never an adapter or ops.
 
-Chat is open to anyone; a held reply appears by itself once a reviewer decides (a `gr.Timer` reads
+Chat is open to anyone, as a user id the server gives the browser (a signed token it keeps) or, on a Space
+with Hugging Face sign-in, as the signed-in user; nobody can load another browser's history. A held reply
+appears by itself once a reviewer decides (a `gr.Timer` reads
 the turn only after the runtime reported that it ended, so a pending review costs no backend calls).
 Review needs a reviewer: a name and password (throttled per account and client, like REST) issue a
 signed, expiring session token that the browser keeps (`gr.BrowserState`: it survives a reload and a
@@ -45,6 +47,9 @@ def build_blocks(kit: Kit, auth: Auth) -> gr.Blocks:
     watch = TurnWatch(kit)
     sessions = ReviewerSessions(auth)
     keywords = ", ".join(f"*{k}*" for k in kit.settings.keywords) or "none"
+    # Visitors sign in with Hugging Face to chat as themselves only on a Space that offers it: elsewhere
+    # Gradio's sign-in is a local mock that would sign every visitor in as this machine's account.
+    hf_chat = kit.settings.on_space and bool(kit.settings.oauth_client_id)
     with gr.Blocks(title="daca_kit chat", analytics_enabled=False) as blocks:
         gr.Markdown(
             "# daca_kit chat\nChat with the assistant. Messages that mention "
@@ -56,11 +61,11 @@ def build_blocks(kit: Kit, auth: Auth) -> gr.Blocks:
         # `secret` only obscures it in localStorage (the page carries it); the token's signature protects it.
         token = gr.BrowserState(None, storage_key="daca-kit-reviewer", secret="daca-kit-reviewer-v1")
         with gr.Tabs():
-            chat = ChatView()
+            chat = ChatView(huggingface=hf_chat)
             review = ReviewView(password=auth.password_signin, huggingface=auth.hf_signin)
             usage = UsageView()
         # Events after the layout: gr.api adds its (hidden) components where it is called.
-        chat.wire(blocks, ChatHandlers(kit, watch))
+        chat.wire(blocks, ChatHandlers(kit, watch, auth, huggingface=hf_chat))
         review.wire(token, ReviewHandlers(kit, watch, sessions))
         usage.wire(token, UsageHandlers(kit, sessions))
     return blocks

@@ -1,7 +1,12 @@
 """The Chat tab: anyone may chat; a reply held for review appears by itself once a reviewer decides.
 
-    view = ChatView()                                # inside the caller's gr.Tabs
-    view.wire(blocks, ChatHandlers(kit, watch))      # after the layout, at the top of the gr.Blocks
+    view = ChatView(huggingface=False)                     # inside the caller's gr.Tabs
+    view.wire(blocks, ChatHandlers(kit, watch, auth))      # after the layout, at the top of the gr.Blocks
+
+The user id is bound to the browser: on its first visit the server issues a new id with a signed token
+(daca_kit.web.identity), which the browser keeps; every event reads the id from that token, never from
+what the page sends, so nobody can load another browser's history or write in its name. On a Space with
+Hugging Face sign-in (`hf_oauth: true`), a signed-in visitor chats as `username@hf`.
 
 The tab's timer runs only while a turn waits for a reviewer (or the message count lags), and each tick
 reads a turn only after `TurnWatch` heard that it ended. `chat` and `turn` are the API gradio_client calls.
@@ -17,14 +22,15 @@ import gradio as gr
 
 from daca_kit.core.kit import Kit
 from daca_kit.errors import BackendError, CountersError, DacaError, InputError, RateLimited
+from daca_kit.web.auth import Auth
+from daca_kit.web.identity import bound, hf_user_id
 from daca_kit.web.ui.conversation import (
     apply_result,
     browser_state,
     chat_messages,
     expect_count,
     history_messages,
-    new_guest_id,
-    stored_user,
+    stored_token,
     waiting_line,
 )
 from daca_kit.web.ui.handlers import PRIVATE, UNEXPECTED, readable_errors
@@ -39,12 +45,26 @@ CHAT_TICK = 1.0
 class ChatHandlers:
     """The functions behind the Chat tab's events, and the `chat` and `turn` API.
 
-    handlers = ChatHandlers(kit, TurnWatch(kit)); handlers.api_chat("alice", "Hello")
+    handlers = ChatHandlers(kit, TurnWatch(kit), auth); handlers.api_chat("alice", "Hello")
     """
 
-    def __init__(self, kit: Kit, watch: TurnWatch) -> None:
+    def __init__(self, kit: Kit, watch: TurnWatch, auth: Auth, *, huggingface: bool = False) -> None:
         self.kit = kit
         self.watch = watch
+        self.auth = auth
+        self.huggingface = huggingface
+
+    def identity(self, browser: Any, profile: gr.OAuthProfile | None) -> tuple[str, str]:
+        """(user id, the browser's token): the Hugging Face user signed in, else the id the browser's token
+        proves, else a new id with a new token (a first visit, or a token that does not verify)."""
+        token = stored_token(browser)
+        user_id = self.auth.users.user_of(token)
+        if user_id is None or token is None:
+            user_id, token = self.auth.users.issue()
+        username = getattr(profile, "username", None) if self.huggingface else None
+        if isinstance(username, str) and username:
+            return hf_user_id(username), token
+        return user_id, token
 
     def _count_text(self, session: dict[str, Any]) -> str:
         """The user's message count; stops re-reading once it includes the latest finished turn."""
@@ -89,7 +109,7 @@ class ChatHandlers:
             session["turns"].append(turn)
 
     def _chat_outputs(
-        self, session: dict[str, Any], browser: Any, status: str | None = None
+        self, session: dict[str, Any], browser: Any, token: str, status: str | None = None
     ) -> tuple[Any, ...]:
         count = self._count_text(session)
         watching = (
@@ -100,62 +120,45 @@ class ChatHandlers:
             waiting_line(session) if status is None else status,
             count,
             session,
-            browser_state(browser, session),
+            browser_state(browser, session, token),
             gr.Timer(active=watching),
         )
 
     # -- events --------------------------------------------------------------------------------
     @readable_errors
-    def chat_load(self, browser: Any, session: dict[str, Any] | None) -> tuple[Any, ...]:
-        if session and session.get("user_id"):
+    def chat_load(
+        self, browser: Any, session: dict[str, Any] | None, profile: gr.OAuthProfile | None
+    ) -> tuple[Any, ...]:
+        user_id, token = self.identity(browser, profile)
+        if session and session.get("user_id") == user_id:
             return tuple(gr.skip() for _ in range(7))  # a message was sent before the page finished loading
-        user_id = stored_user(browser) or new_guest_id()
         try:
             session = self._fresh_session(user_id)
-        except InputError:
-            user_id = new_guest_id()
-            session = self._fresh_session(user_id)
         except DacaError as exc:
+            session = {"user_id": user_id, "history": [], "turns": [], "count_checks": 0}
             return (
                 user_id,
                 [],
                 f"**Not available:** {exc}",
                 "",
-                {"user_id": user_id, "history": [], "turns": [], "count_checks": 0},
-                browser,
+                session,
+                browser_state(browser, session, token),
                 gr.Timer(active=False),
             )
         self._restore(session, browser)
-        return (user_id, *self._chat_outputs(session, browser))
-
-    @readable_errors
-    def chat_switch(self, user_id: str, session: dict[str, Any] | None, browser: Any) -> tuple[Any, ...]:
-        user_id = (user_id or "").strip()
-        if session and session.get("user_id") == user_id:
-            return tuple(gr.skip() for _ in range(7))
-        try:
-            session = self._fresh_session(user_id)
-        except InputError as exc:
-            gr.Warning(f"That user id cannot be used: {exc}")
-            old = (session or {}).get("user_id") or ""
-            return (old, *(gr.skip() for _ in range(6)))
-        except DacaError as exc:
-            gr.Warning(str(exc))
-            return tuple(gr.skip() for _ in range(7))
-        self._restore(session, browser)
-        return (user_id, *self._chat_outputs(session, browser))
+        return (user_id, *self._chat_outputs(session, browser, token))
 
     def chat_send(
-        self, user_id: str, message: str, session: dict[str, Any] | None, browser: Any
+        self,
+        _user_box: str,
+        message: str,
+        session: dict[str, Any] | None,
+        browser: Any,
+        profile: gr.OAuthProfile | None,
     ) -> Iterator[tuple[Any, ...]]:
-        """Sends one message; yields the chat with a progress bubble first, then the outcome."""
-        # An empty id box means the page is still loading: use the id it is about to show.
-        user_id = (
-            (user_id or "").strip()
-            or (session or {}).get("user_id")
-            or stored_user(browser)
-            or new_guest_id()
-        )
+        """Sends one message as the browser's user (never the id the page shows: a caller may send any);
+        yields the chat with a progress bubble first, then the outcome."""
+        user_id, token = self.identity(browser, profile)
         message = message or ""
         try:
             Kit.validate(user_id, message)
@@ -206,13 +209,16 @@ class ChatHandlers:
             elif not result.finished:
                 self.watch.track(result.instance_id)
             expect_count(session, result)
-        outputs = self._chat_outputs(session, browser, status)
+        outputs = self._chat_outputs(session, browser, token, status)
         yield (gr.skip(), outputs[0], keep_text, *outputs[1:])
 
     @readable_errors
-    def chat_tick(self, session: dict[str, Any] | None, browser: Any) -> tuple[Any, ...]:
+    def chat_tick(
+        self, session: dict[str, Any] | None, browser: Any, profile: gr.OAuthProfile | None
+    ) -> tuple[Any, ...]:
         """Shows replies whose review was decided; re-reads a lagging message count."""
-        if not session or not session.get("user_id"):
+        user_id, token = self.identity(browser, profile)
+        if not session or session.get("user_id") != user_id:
             return (*(gr.skip() for _ in range(5)), gr.Timer(active=False))
         changed = False
         for turn in session["turns"]:
@@ -233,13 +239,25 @@ class ChatHandlers:
             changed = True
         if not changed:
             return (*(gr.skip() for _ in range(5)), gr.skip())
-        return self._chat_outputs(session, browser)
+        return self._chat_outputs(session, browser, token)
 
     # -- API (gradio_client) -------------------------------------------------------------------
     @readable_errors
-    def api_chat(self, user_id: str, text: str) -> dict[str, Any]:
-        """Sends `text` as `user_id`. Returns status (completed, pending_review, rejected, failed), reply and
-        instance_id; a reply held for review arrives later from the `turn` endpoint."""
+    def api_chat(self, user_id: str, text: str, request: gr.Request) -> dict[str, Any]:
+        """Sends `text` as `user_id`; an id issued by the app (`...@daca`, from POST /users) or a Hugging Face
+        user's (`...@hf`) needs its token in the `Authorization: Bearer` header (gradio_client's `headers=`).
+        Returns status (completed, pending_review, rejected, failed), reply and instance_id; a reply held for
+        review arrives later from the `turn` endpoint."""
+        scheme, _, token = str((getattr(request, "headers", None) or {}).get("authorization", "")).partition(
+            " "
+        )
+        token = token.strip() if scheme.lower() == "bearer" else ""
+        if isinstance(user_id, str) and bound(user_id) and self.auth.users.user_of(token) != user_id:
+            raise gr.Error(
+                f"The user id '{user_id}' belongs to someone: send its token (POST /users gives a new id with "
+                "its token).",
+                print_exception=False,
+            )
         return self.kit.submit(user_id, text).status_body()
 
     @readable_errors
@@ -254,16 +272,17 @@ class ChatHandlers:
 class ChatView:
     """The Chat tab's components, laid out on construction; `wire` connects them to the handlers.
 
-    with gr.Tabs(): view = ChatView()
+    with gr.Tabs(): view = ChatView(huggingface=False)
     view.wire(blocks, handlers)
     """
 
-    def __init__(self) -> None:
-        """Adds the tab and its components to the gr.Tabs being built."""
+    def __init__(self, *, huggingface: bool = False) -> None:
+        """Adds the tab and its components to the gr.Tabs being built; `huggingface` adds the sign-in."""
         with gr.Tab("Chat", id="chat"):
-            # Gradio sends this key to the browser anyway; a fixed one keeps the id across restarts.
+            # Gradio sends this key to the browser anyway; a fixed one keeps the id across restarts. The
+            # identity in it is only as good as its token's signature, checked on every event.
             self.browser = gr.BrowserState(
-                {"user_id": None, "pending": []},
+                {"user_id": None, "token": None, "pending": []},
                 storage_key="daca-kit-chat",
                 secret="daca-kit-chat-v1",
             )
@@ -272,11 +291,15 @@ class ChatView:
             with gr.Row():
                 self.user_box = gr.Textbox(
                     label="Your user id",
-                    info="Kept in this browser. Change it and press Enter to continue as someone else.",
+                    info="Given to this browser and kept in it: your history is shown only here"
+                    + (", or wherever you sign in with Hugging Face." if huggingface else "."),
                     max_lines=1,
                     scale=3,
+                    interactive=False,
                     elem_id="chat-user",
                 )
+                if huggingface:
+                    gr.LoginButton(elem_id="chat-hf-login")
                 self.count_md = gr.Markdown(elem_classes=["daca-status"], elem_id="chat-count")
             self.chatbot = gr.Chatbot(
                 label="Conversation",
@@ -308,15 +331,6 @@ class ChatView:
         blocks.load(
             handlers.chat_load,
             inputs=[self.browser, self.session],
-            outputs=[self.user_box, *chat_outputs],
-            api_visibility="private",
-            show_progress="hidden",
-            concurrency_limit=None,
-        )
-        gr.on(
-            [self.user_box.submit, self.user_box.blur],
-            handlers.chat_switch,
-            inputs=[self.user_box, self.session, self.browser],
             outputs=[self.user_box, *chat_outputs],
             api_visibility="private",
             show_progress="hidden",

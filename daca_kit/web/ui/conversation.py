@@ -4,13 +4,13 @@
     chatbot_value = chat_messages(session); kept_in_browser = browser_state(browser, session)
 
 `history` holds the stored turns as chat messages; `turns` the ones sent from this page (id, message,
-status, reply), shown after the history until the page reloads. The browser keeps the user id and the
-turns still waiting for a reviewer, so a reload shows them again.
+status, reply), shown after the history until the page reloads. The browser keeps its identity (the user
+id and the signed token the server issued for it, see daca_kit.web.identity) and the turns still waiting
+for a reviewer, so a reload shows them again.
 """
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from daca_kit.core.models import TurnResult
@@ -83,18 +83,15 @@ def expect_count(session: dict[str, Any], result: TurnResult) -> None:
         session["count_checks"] = 3
 
 
-def new_guest_id() -> str:
-    return f"guest-{secrets.token_hex(3)}"
-
-
-def stored_user(browser: Any) -> str | None:
-    """The user id this browser kept, if any."""
-    stored = browser.get("user_id") if isinstance(browser, dict) else None
+def stored_token(browser: Any) -> str | None:
+    """The identity token this browser kept, if any (its signature is checked by the caller)."""
+    stored = browser.get("token") if isinstance(browser, dict) else None
     return stored if isinstance(stored, str) and stored else None
 
 
-def browser_state(browser: Any, session: dict[str, Any]) -> dict[str, Any]:
-    """What the browser keeps: the user id and the turns still waiting (with their text, to show them)."""
+def browser_state(browser: Any, session: dict[str, Any], token: str | None) -> dict[str, Any]:
+    """What the browser keeps: its identity (user id and token; a Hugging Face sign-in keeps the token it
+    had) and the turns still waiting (with their text, to show them)."""
     previous = browser if isinstance(browser, dict) else {}
     others = [
         p
@@ -106,4 +103,4 @@ def browser_state(browser: Any, session: dict[str, Any]) -> dict[str, Any]:
         for t in session["turns"]
         if t["status"] == "pending_review"
     ]
-    return {"user_id": session["user_id"], "pending": (others + mine)[-20:]}
+    return {"user_id": session["user_id"], "token": token, "pending": (others + mine)[-20:]}
