@@ -35,8 +35,8 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from daca_kit.core.ports import KeyStore
 from daca_kit.errors import RateLimited
 from daca_kit.settings import Settings, is_loopback
-from daca_kit.web.logins import LoginThrottle, too_many
 from daca_kit.web.identity import UserTokens, bound
+from daca_kit.web.logins import LoginThrottle, too_many
 from daca_kit.web.passwords import DUMMY_HASH, verify_password
 from daca_kit.web.sessions import SessionTokens
 
