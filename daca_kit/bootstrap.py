@@ -19,6 +19,7 @@ from daca_kit.adapters.local_runtime import LocalRuntime
 from daca_kit.adapters.offline import OfflineReplyModel
 from daca_kit.adapters.sql import SqlCounters, SqlDatabase, backend_kind, open_stores
 from daca_kit.core.activities import TurnActivities
+from daca_kit.core.admission import Admission
 from daca_kit.core.kit import Kit
 from daca_kit.core.models import InstanceState
 from daca_kit.core.ports import (
@@ -126,6 +127,14 @@ def bootstrap(
     limiter: RateLimiter = (
         SharedRateLimiter(windows, limit, window) if windows is not None else LocalRateLimiter(limit, window)
     )
+    client_limit, client_window = settings.client_rate
+    admission = Admission(
+        LocalRateLimiter(client_limit, client_window),
+        per_client=settings.max_pending_per_client,
+        total=settings.max_pending_reviews,
+        count_pending=stores.reviews.pending_count,
+        max_wait=settings.review_timeout.total_seconds(),
+    )
     activities = TurnActivities(
         conversations=stores.conversations, reviews=stores.reviews, counters=counters, model=model
     )
@@ -137,6 +146,7 @@ def bootstrap(
         model=model,
         runtime=runtime or build_runtime(settings, stores, activities),
         limiter=limiter,
+        admission=admission,
         activities=activities,
         pushed_events=pushed,
     )

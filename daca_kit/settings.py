@@ -111,6 +111,25 @@ class Settings(BaseSettings):
         10, ge=0, le=200, validation_alias=AliasChoices("DACA_HISTORY_TURNS", "history_turns")
     )
     rate_limit: str = Field("20/minute", validation_alias=AliasChoices("DACA_RATE_LIMIT", "rate_limit"))
+    # Per visitor (client address), whatever user ids it sends; this machine is not limited.
+    client_rate_limit: str = Field(
+        "60/minute", validation_alias=AliasChoices("DACA_CLIENT_RATE_LIMIT", "client_rate_limit")
+    )
+    # Messages waiting for a reviewer: at most this many from one visitor, and in all.
+    max_pending_per_client: int = Field(
+        5,
+        ge=0,
+        le=10_000,
+        validation_alias=AliasChoices("DACA_MAX_PENDING_PER_CLIENT", "max_pending_per_client"),
+    )
+    max_pending_reviews: int = Field(
+        200,
+        ge=0,
+        le=1_000_000,
+        validation_alias=AliasChoices("DACA_MAX_PENDING_REVIEWS", "max_pending_reviews"),
+    )
+    # Origins (scheme://host[:port]) whose pages may call this app from the browser; none by default.
+    cors_origins: str = Field("", validation_alias=AliasChoices("DACA_CORS_ORIGINS", "cors_origins"))
     chat_wait: float = Field(30.0, ge=0, le=600, validation_alias=AliasChoices("DACA_CHAT_WAIT", "chat_wait"))
     port: int = Field(7860, ge=1, le=65535, validation_alias=AliasChoices("PORT", "port"))
     host: str = Field("0.0.0.0", validation_alias=AliasChoices("HOST", "host"))
@@ -145,7 +164,7 @@ class Settings(BaseSettings):
             return parse_duration(value)
         raise ValueError("DACA_REVIEW_TIMEOUT must be a duration like 24h")
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "client_rate_limit")
     @classmethod
     def _rate(cls, value: str) -> str:
         parse_rate(value)
@@ -271,12 +290,20 @@ class Settings(BaseSettings):
         return parse_rate(self.rate_limit)
 
     @property
+    def client_rate(self) -> tuple[int, int]:
+        return parse_rate(self.client_rate_limit)
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
     def on_space(self) -> bool:
         return bool(self.space_id)
 
 
-_REVIEWER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_PASSWORD_HASH = re.compile(r"^scrypt\$\d{1,2}\$\d{1,2}\$\d{1,2}\$[A-Za-z0-9_-]{16,}\$[A-Za-z0-9_-]{32,}$")
+_REVIEWER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_PASSWORD_HASH = re.compile(r"scrypt\$\d{1,2}\$\d{1,2}\$\d{1,2}\$[A-Za-z0-9_-]{16,}\$[A-Za-z0-9_-]{32,}")
 
 
 def parse_reviewers(text: str) -> dict[str, str | None]:
@@ -287,14 +314,14 @@ def parse_reviewers(text: str) -> dict[str, str | None]:
         if not entry:
             continue
         name, sep, stored = (part.strip() for part in entry.partition(":"))
-        if not _REVIEWER_NAME.match(name):
+        if not _REVIEWER_NAME.fullmatch(name):
             raise ValueError(
                 f"DACA_REVIEWERS: '{name[:64]}' is not a reviewer name (letters, digits, '.', '_' or '-', "
                 "at most 64): write name:hash or a Hugging Face username, separated by commas"
             )
         if name.lower() in {n.lower() for n in accounts}:
             raise ValueError(f"DACA_REVIEWERS names '{name}' twice: keep one entry per reviewer")
-        if sep and not _PASSWORD_HASH.match(stored):
+        if sep and not _PASSWORD_HASH.fullmatch(stored):
             raise ValueError(
                 f"DACA_REVIEWERS: the entry of '{name}' is not name:hash with a password hash: make the hash "
                 "with `daca-kit reviewer-hash " + name + "` and paste its whole output"

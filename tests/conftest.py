@@ -54,6 +54,8 @@ def settings_factory(tmp_path: Path):
         values: dict[str, object] = {
             "database_url": f"sqlite:///{tmp_path / 'daca.db'}",
             "rate_limit": "1000/second",
+            "client_rate_limit": "1000/second",  # TestClient's one address is every test's visitor
+            "max_pending_per_client": 1000,
             "reviewer_password": "test-reviewer-pw",
             "admin_token": "test-admin-token",
             "redis_url": None,

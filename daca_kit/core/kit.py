@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daca_kit.core.activities import TurnActivities
+from daca_kit.core.admission import Admission
 from daca_kit.core.analytics import CONSUMER, AnalyticsConsumer
 from daca_kit.core.clock import as_utc, iso, new_id, utcnow
 from daca_kit.core.models import Backend, InstanceState, TurnResult
@@ -27,7 +28,7 @@ from daca_kit.core.ports import Counters, EventBus, PushedEvents, ReplyModel, St
 from daca_kit.core.ratelimit import RateLimiter
 from daca_kit.core.usage import usage_report
 from daca_kit.core.validation import known_id, valid_user_id, validate_decision, validate_turn
-from daca_kit.core.workflow import MESSAGES_TOPIC, REVIEW_EVENT, WORKFLOW_NAME
+from daca_kit.core.workflow import MESSAGES_TOPIC, REVIEW_EVENT, WORKFLOW_NAME, is_sensitive
 from daca_kit.errors import BackendError, InputError, NotFound, RateLimited
 from daca_kit.settings import Settings
 
@@ -46,6 +47,7 @@ class Kit:
     runtime: WorkflowRuntime
     limiter: RateLimiter
     activities: TurnActivities
+    admission: Admission | None = None  # per-visitor limits (`submit`'s `client`); None: no such limits
     pushed_events: PushedEvents | None = None  # set when the broker pushes events over HTTP (Dapr)
     relay: OutboxRelay | None = None
     consume_events: bool = True
@@ -109,6 +111,8 @@ class Kit:
         self.close()
 
     def _on_change(self, state: InstanceState) -> None:
+        if state.is_terminal and self.admission is not None:
+            self.admission.release(state.instance_id)
         if state.is_terminal and (state.output or {}).get("status") == "completed":
             with self._lock:
                 self.turns_completed += 1
@@ -128,9 +132,34 @@ class Kit:
         metadata: dict[str, Any] | None = None,
         tags: list[str] | None = None,
         instance_id: str | None = None,
+        client: str | None = None,
     ) -> TurnResult:
-        """Runs a turn in the calling thread until it finishes or waits for a reviewer."""
+        """Runs a turn in the calling thread until it finishes or waits for a reviewer.
+
+        `client` is the visitor's address, limited beside the user (see `Admission`); None for the
+        operator on this machine and in-process callers, who are not.
+        """
         user_id, text = validate_turn(user_id, text)
+        admission = self.admission if client is not None else None
+        if admission is None or client is None:
+            return self._submit(user_id, text, metadata=metadata, tags=tags, instance_id=instance_id)
+        ticket = admission.admit(client, sensitive=is_sensitive(text, self.settings.keywords))
+        result: TurnResult | None = None
+        try:
+            result = self._submit(user_id, text, metadata=metadata, tags=tags, instance_id=instance_id)
+        finally:
+            admission.settle(ticket, None if result is None or result.finished else result.instance_id)
+        return result
+
+    def _submit(
+        self,
+        user_id: str,
+        text: str,
+        *,
+        metadata: dict[str, Any] | None,
+        tags: list[str] | None,
+        instance_id: str | None,
+    ) -> TurnResult:
         allowed, retry_after, known_count = self.limiter.admit(user_id)
         if not allowed:
             raise RateLimited(

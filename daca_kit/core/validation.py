@@ -11,14 +11,16 @@ from typing import Any
 
 from daca_kit.errors import InputError, NotFound
 
-USER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
-INSTANCE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# Matched whole (fullmatch): `$` would also match before a final newline, letting "bob\n" pass as a user
+# distinct from "bob".
+USER_ID = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+INSTANCE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 MAX_TEXT = 4000
 MAX_REASON = 1000
 
 
 def valid_user_id(user_id: Any) -> str:
-    if not isinstance(user_id, str) or not USER_ID.match(user_id):
+    if not isinstance(user_id, str) or not USER_ID.fullmatch(user_id):
         raise InputError("user_id must be 1 to 64 characters of letters, digits, '_', '.', '@' or '-'.")
     return user_id
 
@@ -46,7 +48,7 @@ def check_storable(name: str, text: str) -> None:
 
 def known_id(instance_id: Any) -> str:
     """An instance id as the kit makes them, or NotFound (odd ids never reach the database)."""
-    if not isinstance(instance_id, str) or not INSTANCE_ID.match(instance_id):
+    if not isinstance(instance_id, str) or not INSTANCE_ID.fullmatch(instance_id):
         raise NotFound(f"No chat turn or review with id '{str(instance_id)[:80]}'.")
     return instance_id
 

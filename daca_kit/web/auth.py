@@ -169,6 +169,13 @@ class Auth:
         nothing that tells it from a local one, so there only DACA_ADMIN_TOKEN opens admin calls."""
         return not self.dapr_mode and from_this_machine(peer, headers) and not through_sidecar(headers)
 
+    def visitor(self, peer: str | None, headers: Mapping[str, str]) -> str | None:
+        """The client address that per-visitor limits count (`Kit.submit`'s `client`); None for the operator
+        on this machine, who is not limited."""
+        if self.is_local(peer, headers):
+            return None
+        return self.client_of(peer, headers.get("x-forwarded-for"))
+
     def sign_in(self, name: str, password: str, client: str) -> str | None:
         """The reviewer's name when `password` is theirs, else None (counted as a failure).
 

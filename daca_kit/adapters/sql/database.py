@@ -61,10 +61,16 @@ def normalize_url(url: str) -> str:
     return url
 
 
+# Query parameters that carry secrets (libpq accepts `?password=` and `?sslpassword=`).
+SECRET_QUERY_WORDS = ("password", "passwd", "pwd", "secret", "token")
+
+
 def describe_url(url: str) -> str:
-    """The URL without its password, for messages and /health."""
+    """The URL without its password, in the user info or the query, for messages and the doctor."""
     try:
-        return make_url(normalize_url(url)).render_as_string(hide_password=True)
+        parsed = make_url(normalize_url(url))
+        hidden = {k: "***" for k in parsed.query if any(w in k.lower() for w in SECRET_QUERY_WORDS)}
+        return parsed.update_query_dict(hidden).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - a description must never fail
         return url.split("://", 1)[0] + "://…"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from daca_kit.adapters.sql.database import SqlDatabase
 from daca_kit.adapters.sql.outbox import SqlOutbox
@@ -75,6 +75,10 @@ class SqlReviews:
             .limit(limit)
         )
         return self._list(query, "list reviews")
+
+    def pending_count(self) -> int:
+        query = select(func.count()).select_from(review_t).where(review_t.c.status == "pending")
+        return int(self.db.read(lambda c: c.execute(query).scalar_one(), what="count pending reviews"))
 
     def decided_reviews(self, limit: int = 50) -> list[dict[str, Any]]:
         query = (

@@ -12,7 +12,7 @@ from daca_kit.core.models import TurnResult
 from daca_kit.errors import NotFound
 from daca_kit.web.api.deps import KitDep
 from daca_kit.web.api.schemas import ChatFailed, ChatPending, ChatReply, ChatRequest, Problem, TurnStatus
-from daca_kit.web.auth import AuthDep, require_user
+from daca_kit.web.auth import AuthDep, peer_of, require_user
 
 router = APIRouter(prefix="/chat", tags=["chat"])
 
@@ -61,7 +61,12 @@ async def post_chat(
 ) -> JSONResponse:
     await require_user(request, auth, body.user_id, history=False)
     result = await run_in_threadpool(
-        kit.submit, body.user_id, body.text, metadata=body.metadata, tags=body.tags
+        kit.submit,
+        body.user_id,
+        body.text,
+        metadata=body.metadata,
+        tags=body.tags,
+        client=auth.visitor(peer_of(request), request.headers),
     )
     timeout = kit.settings.chat_wait if wait is None else wait
     if not result.finished and timeout > 0:

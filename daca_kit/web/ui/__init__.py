@@ -95,7 +95,9 @@ def _mount(api: FastAPI, blocks: gr.Blocks) -> FastAPI:
         footer_links=["api", "gradio", "settings"],
         # Run history would keep call inputs, the reviewer password among them, in the browser.
         run_history=False,
-        max_file_size="1mb",
+        max_file_size="1mb",  # uploads are refused anyway (daca_kit.web.api.surface): the app takes no files
+        # /monitoring/summary would show anyone every function and its call count.
+        enable_monitoring=False,
         theme=gr.themes.Soft(),
         css=CSS,
     )

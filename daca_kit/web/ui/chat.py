@@ -54,6 +54,11 @@ class ChatHandlers:
         self.auth = auth
         self.huggingface = huggingface
 
+    def visitor(self, request: gr.Request | None) -> str | None:
+        """The caller's address for the per-visitor limits (None: the operator on this machine)."""
+        peer = getattr(getattr(request, "client", None), "host", None)
+        return self.auth.visitor(peer, dict(getattr(request, "headers", None) or {}))
+
     def identity(self, browser: Any, profile: gr.OAuthProfile | None) -> tuple[str, str]:
         """(user id, the browser's token): the Hugging Face user signed in, else the id the browser's token
         proves, else a new id with a new token (a first visit, or a token that does not verify)."""
@@ -155,6 +160,7 @@ class ChatHandlers:
         session: dict[str, Any] | None,
         browser: Any,
         profile: gr.OAuthProfile | None,
+        request: gr.Request,
     ) -> Iterator[tuple[Any, ...]]:
         """Sends one message as the browser's user (never the id the page shows: a caller may send any);
         yields the chat with a progress bubble first, then the outcome."""
@@ -185,7 +191,7 @@ class ChatHandlers:
         status: str | None = None
         keep_text = ""
         try:
-            result = self.kit.submit(user_id, message)
+            result = self.kit.submit(user_id, message, client=self.visitor(request))
         except RateLimited as exc:
             session["turns"].remove(turn)
             keep_text, status = message, f"**Not sent:** {exc}"
@@ -258,7 +264,7 @@ class ChatHandlers:
                 "its token).",
                 print_exception=False,
             )
-        return self.kit.submit(user_id, text).status_body()
+        return self.kit.submit(user_id, text, client=self.visitor(request)).status_body()
 
     @readable_errors
     def api_turn(self, instance_id: str) -> dict[str, Any]:
