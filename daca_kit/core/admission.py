@@ -2,9 +2,8 @@
 whatever user ids it sends, and caps on the messages waiting for a reviewer, from one visitor and in all.
 
     admission = Admission(LocalRateLimiter(60, 60), per_client=5, total=200, count_pending=store.pending_count)
-    ticket = admission.admit("203.0.113.9", sensitive=True)   # RateLimited when over a limit or a cap
-    admission.settle(ticket, instance_id_if_pending_else_None)
-    admission.release(instance_id)                           # the turn ended: its place is free
+    result = admission.run("203.0.113.9", sensitive, start_turn)   # RateLimited when over a limit or a cap
+    admission.release(instance_id)                                 # the turn ended: its place is free
 
 The app passes no client for the operator on this machine (the admin rule), who is not limited. Counts are
 kept in this process (the pending cap also reads the database's count of all pending reviews); a place is
@@ -17,11 +16,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
+from daca_kit.core.models import TurnResult
 from daca_kit.core.ratelimit import RateLimiter
 from daca_kit.errors import RateLimited
 
 RETRY_PENDING = 60  # seconds a visitor is told to wait while the reviewers catch up
+T = TypeVar("T", bound=TurnResult)
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,17 @@ class Admission:
         self._owner: dict[str, str] = {}  # instance id -> client
         self._lock = threading.Lock()
         self._serial = 0
+
+    def run(self, client: str, sensitive: bool, start: Callable[[], T]) -> T:
+        """Admits one message from `client` (RateLimited if not), starts its turn with `start()`, and keeps
+        its place among the pending while the turn waits for a reviewer."""
+        ticket = self.admit(client, sensitive=sensitive)
+        result: T | None = None
+        try:
+            result = start()
+        finally:
+            self.settle(ticket, None if result is None or result.finished else result.instance_id)
+        return result
 
     def admit(self, client: str, *, sensitive: bool) -> Ticket:
         """Counts one message from `client`; for a sensitive one, also holds a place among the pending."""

@@ -140,26 +140,12 @@ class Kit:
         operator on this machine and in-process callers, who are not.
         """
         user_id, text = validate_turn(user_id, text)
-        admission = self.admission if client is not None else None
-        if admission is None or client is None:
-            return self._submit(user_id, text, metadata=metadata, tags=tags, instance_id=instance_id)
-        ticket = admission.admit(client, sensitive=is_sensitive(text, self.settings.keywords))
-        result: TurnResult | None = None
-        try:
-            result = self._submit(user_id, text, metadata=metadata, tags=tags, instance_id=instance_id)
-        finally:
-            admission.settle(ticket, None if result is None or result.finished else result.instance_id)
-        return result
-
-    def _submit(
-        self,
-        user_id: str,
-        text: str,
-        *,
-        metadata: dict[str, Any] | None,
-        tags: list[str] | None,
-        instance_id: str | None,
-    ) -> TurnResult:
+        if client is not None and self.admission is not None:
+            return self.admission.run(
+                client,
+                is_sensitive(text, self.settings.keywords),
+                lambda: self.submit(user_id, text, metadata=metadata, tags=tags, instance_id=instance_id),
+            )
         allowed, retry_after, known_count = self.limiter.admit(user_id)
         if not allowed:
             raise RateLimited(

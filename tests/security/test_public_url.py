@@ -80,6 +80,8 @@ def test_uploads_are_refused(app: AppProcess, http: httpx.Client) -> None:
     response = http.post("/gradio_api/upload", files=files, headers=visitor(2))
     assert response.status_code in (403, 404, 405, 413), response.status_code
     assert str(app.workdir) not in response.text and "/tmp" not in response.text
+    for path in ("daca.db", str(app.workdir / "daca.db"), "app.log"):  # files beside the app are not served
+        assert http.get(f"/gradio_api/file={path}", headers=visitor(2)).status_code in (403, 404), path
 
 
 def test_one_visitor_is_limited_whatever_user_ids_it_picks(http: httpx.Client) -> None:
