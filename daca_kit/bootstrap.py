@@ -32,7 +32,7 @@ from daca_kit.core.ports import (
     WorkflowRuntime,
 )
 from daca_kit.core.ratelimit import LocalRateLimiter, RateLimiter, SharedRateLimiter
-from daca_kit.core.workflow import WORKFLOW_NAME, chat_turn
+from daca_kit.core.workflow import EXPOSING_ACTIVITIES, WORKFLOW_NAME, chat_turn
 from daca_kit.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -76,13 +76,17 @@ def build_runtime(settings: Settings, stores: Stores, activities: TurnActivities
         from daca_kit.adapters.dapr.workflow import DaprWorkflowRuntime
 
         return DaprWorkflowRuntime.from_settings(
-            settings, workflows={WORKFLOW_NAME: chat_turn}, activities=activities.as_dict()
+            settings,
+            workflows={WORKFLOW_NAME: chat_turn},
+            activities=activities.as_dict(),
+            inbox=stores.workflows,
         )
     return LocalRuntime(
         stores.workflows,
         workflows={WORKFLOW_NAME: chat_turn},
         activities=activities.as_dict(),
         recoverable=completed_turn,
+        checkpoint_before=EXPOSING_ACTIVITIES,
     )
 
 

@@ -5,6 +5,7 @@ daca-kit doctor                              check every configured backend with
 daca-kit bench [...]                         benchmark a running or self-started app (see --help)
 daca-kit space build --target zerogpu|cpu|docker OUT_DIR
                                              write the folder for a Hugging Face Space (zerogpu: the free one)
+daca-kit reviewer-hash NAME [--stdin]        print NAME:hash for DACA_REVIEWERS (asks for the password)
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from getpass import getpass
 
 from daca_kit.errors import ConfigError
 
@@ -36,6 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     build.add_argument("--target", default="zerogpu", choices=("zerogpu", "cpu", "docker"))
     build.add_argument("out_dir", metavar="OUT_DIR", help="the folder to write (emptied first)")
+    hashing = sub.add_parser(
+        "reviewer-hash", help="print NAME:hash, a named reviewer's entry of DACA_REVIEWERS"
+    )
+    hashing.add_argument("name", help="the reviewer's name (letters, digits, '.', '_' or '-')")
+    hashing.add_argument(
+        "--stdin", action="store_true", help="read the password from the first line of standard input"
+    )
     args, rest = parser.parse_known_args(argv)
 
     if args.command == "bench":
@@ -46,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "space":
         return _space_build(args.target, args.out_dir)
+    if args.command == "reviewer-hash":
+        return reviewer_hash(args.name, from_stdin=args.stdin)
 
     from daca_kit.settings import load_settings
 
@@ -80,6 +91,30 @@ def _space_build(target: str, out_dir: str) -> int:
     for problem in problems:
         print(f"problem: {problem}", file=sys.stderr)
     return 1 if problems else 0
+
+
+def reviewer_hash(name: str, *, from_stdin: bool = False) -> int:
+    """Prints `name:hash` for DACA_REVIEWERS; the password is typed twice without echo (never in argv)."""
+    from daca_kit.settings import parse_reviewers
+    from daca_kit.web.passwords import MIN_LENGTH, hash_password
+
+    try:
+        parse_reviewers(name)
+    except ValueError as exc:
+        print(f"daca-kit: {exc}", file=sys.stderr)
+        return 2
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass(f"Password for reviewer {name}: ")
+        if getpass("The same password again: ") != password:
+            print("daca-kit: the two passwords differ; nothing was printed.", file=sys.stderr)
+            return 2
+    if len(password) < MIN_LENGTH:
+        print(f"daca-kit: use a password of at least {MIN_LENGTH} characters.", file=sys.stderr)
+        return 2
+    print(f"{name}:{hash_password(password)}")
+    return 0
 
 
 if __name__ == "__main__":

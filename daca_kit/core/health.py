@@ -6,9 +6,9 @@
 
 Each backend entry names where it runs (`backend`, a label without credentials) and which kind of
 service it is (`kind`: sqlite, postgres, redis, upstash-rest, rabbitmq, gemini, ...), so a deployment
-can be checked against the services its settings name. Only the database and the counters are pinged
-(a ping costs at most one free-tier call); the model is judged by its latest reply and the event bus by
-the outbox relay's latest publish, so /health never spends Gemini quota.
+can be checked against the services its settings name. The database, the counters and the workflow
+runtime are pinged (a ping costs at most one free-tier call); the model is judged by its latest reply and
+the event bus by the outbox relay's latest publish, so /health never spends Gemini quota.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ def backend_health(
         "ok": relay_error is None,
         **({"error": relay_error} if relay_error else {}),
     }
-    parts["workflow"] = {**_named(backends["workflow"]), "ok": True}
     degraded = [k for k, v in parts.items() if not v.get("ok")]
     return {"status": "healthy" if not degraded else "degraded", "degraded": degraded, "backends": parts}
 

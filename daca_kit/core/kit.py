@@ -265,28 +265,25 @@ class Kit:
         reason: str | None = None,
         reviewer: str = "reviewer",
     ) -> dict[str, Any]:
-        """Decides a pending review once and resumes its turn. Raises NotFound or AlreadyDecided."""
+        """Decides a pending review once and resumes its turn. Raises NotFound or AlreadyDecided.
+
+        The event that resumes the turn is written in the decision's own transaction (the workflow
+        inbox), so the decision and the turn's outcome never disagree: the runtime delivers it now, and
+        after a failure or a restart later (on Dapr, raised on the engine once it accepts it).
+        """
         known_id(instance_id)
         reply = validate_decision(reply, reason)
-        now = utcnow()
         payload = {"approved": bool(approved), "reply": reply, "reason": reason, "reviewer": reviewer}
-        # On the local runtime the resuming event is written in the decision's own transaction.
-        in_store = self.runtime.decisions_in_store
         row = self.stores.reviews.decide_review(
             instance_id,
             approved=bool(approved),
             reply=reply,
             reason=reason,
             reviewer=reviewer,
-            decided_at=now,
-            workflow_event=(REVIEW_EVENT, payload) if in_store else None,
+            decided_at=utcnow(),
+            workflow_event=(REVIEW_EVENT, payload),
         )
-        if in_store:
-            self.runtime.notify(instance_id)
-        else:
-            self.runtime.raise_event(
-                instance_id, REVIEW_EVENT, {**payload, "decided_at": iso(now), "edited": bool(row["edited"])}
-            )
+        self.runtime.notify(instance_id)
         log.info("review %s %s by %s", instance_id, "approved" if approved else "rejected", reviewer)
         return _public_review(row)
 
@@ -334,7 +331,11 @@ class Kit:
         else:
             report = backend_health(
                 self.backends,
-                pings={"database": self.stores.database.ping, "counters": self.counters.ping},
+                pings={
+                    "database": self.stores.database.ping,
+                    "counters": self.counters.ping,
+                    "workflow": self.runtime.ping,
+                },
                 model_error=self.activities.model_error,
                 relay_error=self.relay.last_error if self.relay else None,
             )

@@ -27,6 +27,8 @@ SECRET_NAMES = frozenset(
         "UPSTASH_REDIS_REST_TOKEN",
         "DACA_ADMIN_TOKEN",
         "DACA_REVIEWER_PASSWORD",
+        "DACA_REVIEWERS",  # password hashes: a Space secret, not a public variable
+        "DACA_SESSION_SECRET",
         "HF_TOKEN",
         "CRONJOB_API_KEY",
     }

@@ -27,7 +27,7 @@ from daca_kit.ops.space.targets import target_of
 from daca_kit.settings import Settings
 
 # Set by Spaces itself, or meaningless there.
-NOT_FOR_SPACES = frozenset({"PORT", "HOST", "SPACE_ID", "SPACES_ZERO_GPU"})
+NOT_FOR_SPACES = frozenset({"PORT", "HOST", "SPACE_ID", "SPACES_ZERO_GPU", "OAUTH_CLIENT_ID"})
 IGNORE_UPLOAD = ["**/__pycache__/**", "*.pyc", ".env", ".env.*"]
 RUNNING_STAGES = ("RUNNING",)
 FAILED_STAGES = ("BUILD_ERROR", "RUNTIME_ERROR", "CONFIG_ERROR", "NO_APP_FILE", "PAUSED", "STOPPED")
