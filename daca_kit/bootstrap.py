@@ -117,7 +117,7 @@ def bootstrap(
 ) -> Kit:
     """Builds a Kit from settings; any port passed in is used as given."""
     settings = settings or load_settings()
-    stores = store or open_stores(settings.database_url)
+    stores = store or open_stores(settings.database_url, timeout=settings.db_timeout)
     windows: RateWindows | None = None
     if counters is None:
         counters, windows = build_counters(settings, stores)

@@ -89,6 +89,8 @@ def explain_redis_error(exc: Exception, setting: str = "REDIS_URL") -> str:
         return f"The TLS handshake with Redis failed: use rediss:// for Upstash and check {setting}"
     if "connection refused" in text or "timed out" in text or "timeout" in text:
         return f"Redis did not answer at {setting}'s host and port (port closed from this host, or the server is down)"
+    if "reset by peer" in text or "closed by server" in text or "broken pipe" in text:
+        return f"Redis dropped the connection: check that the server in {setting} is running"
     return f"Redis failed ({type(exc).__name__}): check {setting}"
 
 
@@ -226,14 +228,16 @@ class RedisCounters(KeyValueCounters):
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 2.0) -> RedisCounters:
         from redis.backoff import NoBackoff
+        from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.retry import Retry
 
         client = redis.Redis.from_url(
             url,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
-            # One quick retry (a dropped idle connection), not redis-py's default backoff series.
-            retry=Retry(NoBackoff(), 1),
+            # One quick retry of a dropped idle connection, not redis-py's default backoff series; a
+            # timeout is not retried, so a Redis that stopped answering costs a turn `timeout` s, not 2x.
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
             health_check_interval=30,
             decode_responses=True,
             max_connections=50,

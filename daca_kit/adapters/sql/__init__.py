@@ -12,7 +12,13 @@ from __future__ import annotations
 
 from daca_kit.adapters.sql.conversations import SqlConversations
 from daca_kit.adapters.sql.counters import SqlCounters
-from daca_kit.adapters.sql.database import SqlDatabase, backend_kind, describe_url, normalize_url
+from daca_kit.adapters.sql.database import (
+    DEFAULT_TIMEOUT,
+    SqlDatabase,
+    backend_kind,
+    describe_url,
+    normalize_url,
+)
 from daca_kit.adapters.sql.outbox import SqlOutbox
 from daca_kit.adapters.sql.reviews import SqlReviews
 from daca_kit.adapters.sql.workflows import SqlWorkflowStore
@@ -32,9 +38,11 @@ __all__ = [
 ]
 
 
-def open_stores(url: str) -> Stores:
-    """The four stores on one database (no connection is opened until the first call)."""
-    db = SqlDatabase(url)
+def open_stores(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Stores:
+    """The four stores on one database (no connection is opened until the first call).
+
+    `timeout`: how long one call may wait for a database that stopped answering (DACA_DB_TIMEOUT)."""
+    db = SqlDatabase(url, timeout=timeout)
     outbox = SqlOutbox(db)
     workflows = SqlWorkflowStore(db)
     return Stores(

@@ -7,11 +7,18 @@ CockroachDB's retry rule, and the statement meter.
 Writes that belong together go in one transaction (`run`): a turn and its MessageSent event; a review
 decision and the workflow event that resumes the turn. On CockroachDB a transaction that hits a
 serialization conflict (SQLSTATE 40001) is retried, as CockroachDB asks clients to do.
+
+A database that stops answering fails each call within `timeout` seconds (DACA_DB_TIMEOUT): connecting
+(psycopg's `connect_timeout`, unless DATABASE_URL sets its own), waiting for a pool slot, and every
+transaction (a deadline, `deadline.py`, since psycopg itself would wait for ever). After such a failure
+every call fails at once for `cooldown` seconds, so a chat turn pays for one timeout, not one per
+statement, and the first call after that tries again: the kit recovers by itself when the database does.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -21,14 +28,18 @@ from typing import Any
 from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel
 
+from daca_kit.adapters.sql.deadline import Watchdog
 from daca_kit.core.models import Backend
 from daca_kit.errors import BackendError, ConfigError
 
 log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 3.0  # seconds; DACA_DB_TIMEOUT
 
 DESCRIPTIONS = {
     "sqlite": "SQLite file (embedded)",
@@ -72,16 +83,28 @@ def database_backend(url: str) -> Backend:
 
 
 class SqlDatabase:
-    """One engine, its transactions and its statement count. Thread-safe."""
+    """One engine, its transactions and its statement count. Thread-safe.
 
-    def __init__(self, url: str, *, engine: Engine | None = None, echo: bool = False) -> None:
+    db = SqlDatabase(url, timeout=3.0)   # a call to a database that stopped answering fails in ~3 s
+    """
+
+    def __init__(
+        self, url: str, *, engine: Engine | None = None, echo: bool = False, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
         self.url = url
         self.kind = backend_kind(url)
         self.backend = database_backend(url)
+        self.timeout = timeout
+        self.cooldown = 1.0  # after a call found the database unreachable, calls fail at once this long
         self.statements = 0
         self._count_lock = threading.Lock()
+        self._down_until = 0.0
+        self._down_cause = ""
+        self._watchdog = Watchdog()
         self.engine = engine or self._make_engine(url, echo)
         event.listen(self.engine, "before_cursor_execute", self._count_statement)
+        if self.kind != "sqlite":  # a file does not stop answering; it has its own busy timeout
+            event.listen(self.engine, "connect", self._remember_socket)
 
     def __repr__(self) -> str:
         return f"SqlDatabase({describe_url(self.url)!r})"  # never the password
@@ -119,7 +142,21 @@ class SqlDatabase:
             return engine
         # No pre-ping: it would double the statements (and CockroachDB request units) per turn.
         # Connections are recycled before serverless idle cut-offs, and a dropped one is retried once.
-        return create_engine(full, echo=echo, pool_size=10, max_overflow=30, pool_recycle=240)
+        connect_args: dict[str, Any] = {}
+        if "connect_timeout" not in parsed.query:  # libpq's whole seconds, at least 2
+            connect_args["connect_timeout"] = max(2, math.ceil(self.timeout))
+        return create_engine(
+            full,
+            echo=echo,
+            pool_size=10,
+            max_overflow=30,
+            pool_recycle=240,
+            pool_timeout=self.timeout,
+            connect_args=connect_args,
+        )
+
+    def _remember_socket(self, dbapi_conn: Any, record: Any) -> None:
+        self._watchdog.remember(dbapi_conn, record.info)
 
     def insert(self, table: Any) -> Any:
         """The dialect's INSERT, which has ON CONFLICT (SQLite, Postgres and CockroachDB all do)."""
@@ -145,47 +182,96 @@ class SqlDatabase:
             raise BackendError(self.explain(exc, "create the tables"), backend="database") from exc
 
     def close(self) -> None:
+        self._watchdog.close()
         self.engine.dispose()
 
     # -- transactions -------------------------------------------------------------------------
     def run(self, work: Callable[[Connection], Any], *, what: str) -> Any:
         """Runs `work` in a transaction; retries CockroachDB conflicts and one dropped connection."""
+        self._fail_fast(what)
         attempts = 0
         while True:
             attempts += 1
+            guard = None
             try:
-                with self.engine.begin() as conn:
-                    return work(conn)
+                with self.engine.connect() as conn, self._deadline(conn) as guard, conn.begin():
+                    result = work(conn)
+                self._down_until = 0.0
+                return result
             except DBAPIError as exc:
+                expired = guard is not None and guard.expired
                 sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
-                retry = (sqlstate == "40001" and attempts < 8) or (
-                    exc.connection_invalidated and attempts < 2
+                retry = not expired and (
+                    (sqlstate == "40001" and attempts < 8) or (exc.connection_invalidated and attempts < 2)
                 )
                 if retry:
                     time.sleep(min(0.01 * 2**attempts, 0.5))
                     continue
-                raise BackendError(self.explain(exc, what), backend="database") from exc
-            except IntegrityError:
-                raise
+                raise self._failure(exc, what, expired=expired) from exc
             except SQLAlchemyError as exc:
-                raise BackendError(self.explain(exc, what), backend="database") from exc
-
-    def explain(self, exc: Exception, what: str) -> str:
-        return f"The database could not {what} ({type(exc).__name__}); check DATABASE_URL ({describe_url(self.url)})"
+                raise self._failure(exc, what) from exc
 
     def read(self, work: Callable[[Connection], Any], *, what: str) -> Any:
         """A single-statement read: no transaction of its own where the database allows (saves a COMMIT)."""
         if self.kind == "sqlite":
             return self.run(work, what=what)
+        self._fail_fast(what)
+        guard = None
         try:
-            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                return work(conn)
+            with (
+                self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
+                self._deadline(conn) as guard,
+            ):
+                result = work(conn)
+            self._down_until = 0.0
+            return result
         except DBAPIError as exc:
-            if exc.connection_invalidated:
+            expired = guard is not None and guard.expired
+            if exc.connection_invalidated and not expired:
                 return self.run(work, what=what)
-            raise BackendError(self.explain(exc, what), backend="database") from exc
+            raise self._failure(exc, what, expired=expired) from exc
         except SQLAlchemyError as exc:
-            raise BackendError(self.explain(exc, what), backend="database") from exc
+            raise self._failure(exc, what) from exc
+
+    def _deadline(self, conn: Connection) -> Any:
+        return self._watchdog.guard(conn.connection.info, self.timeout)
+
+    def _fail_fast(self, what: str) -> None:
+        if self._down_until and time.monotonic() < self._down_until:
+            raise BackendError(f"The database could not {what}: {self._down_cause}", backend="database")
+
+    def _failure(self, exc: Exception, what: str, *, expired: bool = False) -> BackendError:
+        """The error for a failed call; an unreachable database also makes calls fail fast a while."""
+        cause = self._cause(exc, expired)
+        lost = isinstance(exc, OperationalError) or (
+            isinstance(exc, DBAPIError) and exc.connection_invalidated
+        )
+        if self.kind != "sqlite" and (expired or lost):
+            self._down_cause = cause
+            self._down_until = time.monotonic() + self.cooldown
+        return BackendError(f"The database could not {what}: {cause}", backend="database")
+
+    def _cause(self, exc: Exception, expired: bool) -> str:
+        where = f"DATABASE_URL ({describe_url(self.url)})"
+        if isinstance(exc, PoolTimeout):
+            return (
+                f"all of its connections stayed busy for {self.timeout:g} s (DACA_DB_TIMEOUT); the app is "
+                "overloaded, or the server in DATABASE_URL is slow: try again shortly"
+            )
+        text = str(getattr(exc, "orig", None) or exc).lower()
+        if expired or "timeout expired" in text or "timed out" in text:
+            return (
+                f"it did not answer within {self.timeout:g} s (DACA_DB_TIMEOUT); check that the server in "
+                f"{where} is up and reachable from this host"
+            )
+        if "connection refused" in text:
+            return f"it refused the connection; check that the server in {where} is running"
+        if "closed the connection" in text or "connection reset" in text or "consuming input failed" in text:
+            return f"it dropped the connection; check that the server in {where} is running"
+        return f"{type(exc).__name__}; check {where}"
+
+    def explain(self, exc: Exception, what: str) -> str:
+        return f"The database could not {what}: {self._cause(exc, False)}"
 
     def ping(self) -> None:
         self.run(lambda c: c.exec_driver_sql("SELECT 1").scalar(), what="answer a query")
