@@ -4,17 +4,20 @@
     kit = bootstrap(settings, counters=FakeCounters())  # tests pass their own
 
 Nothing here runs at import time; `Kit.start()` opens connections and starts threads. The builders
-(`build_counters`, `build_bus`, `build_model`) are also what `daca-kit doctor` checks.
+choose an adapter from the settings; `service_database`, `service_counters`, `service_bus` and
+`service_model` build the real service's adapter the settings name (None for an embedded default), and
+`daca-kit doctor` builds them with a short timeout and asks each for its `check()`.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, TypedDict
 
 from daca_kit.adapters.inprocess import InProcessEventBus
 from daca_kit.adapters.local_runtime import LocalRuntime
 from daca_kit.adapters.offline import OfflineReplyModel
-from daca_kit.adapters.sql import SqlCounters, open_stores
+from daca_kit.adapters.sql import SqlCounters, SqlDatabase, backend_kind, open_stores
 from daca_kit.core.activities import TurnActivities
 from daca_kit.core.kit import Kit
 from daca_kit.core.models import InstanceState
@@ -28,8 +31,13 @@ from daca_kit.core.ports import (
     WorkflowRuntime,
 )
 from daca_kit.core.ratelimit import LocalRateLimiter, RateLimiter, SharedRateLimiter
-from daca_kit.core.workflow import WORKFLOW_NAME, chat_turn
+from daca_kit.core.workflow import EXPOSING_ACTIVITIES, WORKFLOW_NAME, chat_turn
 from daca_kit.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from daca_kit.adapters.gemini import GeminiReplyModel
+    from daca_kit.adapters.rabbitmq import PikaEventBus
+    from daca_kit.adapters.redis import KeyValueCounters
 
 log = logging.getLogger(__name__)
 
@@ -40,20 +48,9 @@ def build_counters(settings: Settings, stores: Stores) -> tuple[Counters, RateWi
         from daca_kit.adapters.dapr.state import DaprCounters
 
         return DaprCounters.from_settings(settings), None
-    if settings.upstash_redis_rest_url and settings.upstash_redis_rest_token:
-        from daca_kit.adapters.upstash import UpstashCounters
-
-        upstash = UpstashCounters.from_rest(
-            settings.upstash_redis_rest_url, settings.upstash_redis_rest_token.get_secret_value()
-        )
-        return upstash, upstash
-    if settings.redis_url is not None:
-        from daca_kit.adapters.redis import RedisCounters
-
-        redis_counters = RedisCounters.from_url(settings.redis_url.get_secret_value())
-        return redis_counters, redis_counters
-    from daca_kit.adapters.sql import SqlDatabase
-
+    service = service_counters(settings)
+    if service is not None:
+        return service, service
     if not isinstance(stores.database, SqlDatabase):
         raise TypeError("the embedded counters live in the SQL database: pass counters with other stores")
     return SqlCounters(stores.database), None
@@ -66,24 +63,11 @@ def build_bus(settings: Settings) -> tuple[EventBus, PushedEvents | None]:
 
         dapr_bus = DaprEventBus.from_settings(settings)
         return dapr_bus, dapr_bus
-    if settings.amqp_url is not None:
-        from daca_kit.adapters.rabbitmq import PikaEventBus
-
-        return PikaEventBus(settings.amqp_url.get_secret_value()), None
-    return InProcessEventBus(), None
+    return service_bus(settings) or InProcessEventBus(), None
 
 
 def build_model(settings: Settings) -> ReplyModel:
-    if settings.gemini_api_key is not None:
-        from daca_kit.adapters.gemini import GeminiReplyModel
-
-        return GeminiReplyModel(
-            settings.gemini_api_key.get_secret_value(),
-            settings.gemini_model,
-            base_url=settings.gemini_base_url,
-            timeout=settings.gemini_timeout,
-        )
-    return OfflineReplyModel(delay=settings.offline_delay)
+    return service_model(settings) or OfflineReplyModel(delay=settings.offline_delay)
 
 
 def build_runtime(settings: Settings, stores: Stores, activities: TurnActivities) -> WorkflowRuntime:
@@ -91,13 +75,17 @@ def build_runtime(settings: Settings, stores: Stores, activities: TurnActivities
         from daca_kit.adapters.dapr.workflow import DaprWorkflowRuntime
 
         return DaprWorkflowRuntime.from_settings(
-            settings, workflows={WORKFLOW_NAME: chat_turn}, activities=activities.as_dict()
+            settings,
+            workflows={WORKFLOW_NAME: chat_turn},
+            activities=activities.as_dict(),
+            inbox=stores.workflows,
         )
     return LocalRuntime(
         stores.workflows,
         workflows={WORKFLOW_NAME: chat_turn},
         activities=activities.as_dict(),
         recoverable=completed_turn,
+        checkpoint_before=EXPOSING_ACTIVITIES,
     )
 
 
@@ -152,3 +140,57 @@ def bootstrap(
         activities=activities,
         pushed_events=pushed,
     )
+
+
+# -- the real services' adapters (each `Checkable`), with the adapters' own timeouts unless given -------------
+def service_database(settings: Settings, *, timeout: float | None = None) -> SqlDatabase | None:
+    """Postgres or CockroachDB when DATABASE_URL names one; None for the embedded SQLite file."""
+    if backend_kind(settings.database_url) == "sqlite":
+        return None
+    return SqlDatabase(settings.database_url, connect_timeout=timeout, timeout=settings.db_timeout)
+
+
+def service_counters(settings: Settings, *, timeout: float | None = None) -> KeyValueCounters | None:
+    """Upstash (REST) or Redis counters when the settings name one (Upstash first); else None."""
+    if settings.upstash_redis_rest_url and settings.upstash_redis_rest_token:
+        from daca_kit.adapters.upstash import UpstashCounters
+
+        token = settings.upstash_redis_rest_token.get_secret_value()
+        return UpstashCounters.from_rest(settings.upstash_redis_rest_url, token, **_given(timeout))
+    if settings.redis_url is not None:
+        from daca_kit.adapters.redis import RedisCounters
+
+        return RedisCounters.from_url(settings.redis_url.get_secret_value(), **_given(timeout))
+    return None
+
+
+def service_bus(settings: Settings, *, timeout: float | None = None) -> PikaEventBus | None:
+    """RabbitMQ when AMQP_URL is set; else None."""
+    if settings.amqp_url is None:
+        return None
+    from daca_kit.adapters.rabbitmq import PikaEventBus
+
+    return PikaEventBus(settings.amqp_url.get_secret_value(), **_given(timeout))
+
+
+def service_model(settings: Settings, *, timeout: float | None = None) -> GeminiReplyModel | None:
+    """Gemini when GEMINI_API_KEY is set; else None."""
+    if settings.gemini_api_key is None:
+        return None
+    from daca_kit.adapters.gemini import GeminiReplyModel
+
+    return GeminiReplyModel(
+        settings.gemini_api_key.get_secret_value(),
+        settings.gemini_model,
+        base_url=settings.gemini_base_url,
+        timeout=timeout or settings.gemini_timeout,
+    )
+
+
+class _Timeout(TypedDict, total=False):
+    timeout: float
+
+
+def _given(timeout: float | None) -> _Timeout:
+    """The timeout argument when one is given; else none, so each adapter keeps its own default."""
+    return {} if timeout is None else {"timeout": timeout}

@@ -3,6 +3,7 @@
 daca-kit serve [--port 7860] [--api-only]   run the app (same as python app.py)
 daca-kit doctor                              check every configured backend with one round trip
 daca-kit bench [...]                         benchmark a running or self-started app (see --help)
+daca-kit reviewer-hash NAME [--stdin]        print NAME:hash for DACA_REVIEWERS (asks for the password)
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from getpass import getpass
 
 from daca_kit.errors import ConfigError
 
@@ -25,6 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--api-only", action="store_true", help="serve the REST API without the UI")
     sub.add_parser("doctor", help="check each configured backend: one harmless round trip, latency, advice")
     sub.add_parser("bench", help="benchmark the app (options: daca-kit bench --help)", add_help=False)
+    hashing = sub.add_parser(
+        "reviewer-hash", help="print NAME:hash, a named reviewer's entry of DACA_REVIEWERS"
+    )
+    hashing.add_argument("name", help="the reviewer's name (letters, digits, '.', '_' or '-')")
+    hashing.add_argument(
+        "--stdin", action="store_true", help="read the password from the first line of standard input"
+    )
     args, rest = parser.parse_known_args(argv)
 
     if args.command == "bench":
@@ -33,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(bench_main(rest))
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "reviewer-hash":
+        return reviewer_hash(args.name, from_stdin=args.stdin)
 
     from daca_kit.settings import load_settings
 
@@ -55,6 +66,30 @@ def main(argv: list[str] | None = None) -> int:
     from daca_kit.ops.doctor import main as doctor_main
 
     return int(doctor_main(settings))
+
+
+def reviewer_hash(name: str, *, from_stdin: bool = False) -> int:
+    """Prints `name:hash` for DACA_REVIEWERS; the password is typed twice without echo (never in argv)."""
+    from daca_kit.settings import parse_reviewers
+    from daca_kit.web.passwords import MIN_LENGTH, hash_password
+
+    try:
+        parse_reviewers(name)
+    except ValueError as exc:
+        print(f"daca-kit: {exc}", file=sys.stderr)
+        return 2
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass(f"Password for reviewer {name}: ")
+        if getpass("The same password again: ") != password:
+            print("daca-kit: the two passwords differ; nothing was printed.", file=sys.stderr)
+            return 2
+    if len(password) < MIN_LENGTH:
+        print(f"daca-kit: use a password of at least {MIN_LENGTH} characters.", file=sys.stderr)
+        return 2
+    print(f"{name}:{hash_password(password)}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ The tutorial's names are accepted as aliases (DB_CONNECTION for DATABASE_URL).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import timedelta
 from typing import Literal
@@ -125,6 +126,21 @@ class Settings(BaseSettings):
         "statestore", validation_alias=AliasChoices("DACA_DAPR_STATESTORE", "dapr_statestore")
     )
     space_id: str | None = Field(None, validation_alias=AliasChoices("SPACE_ID", "space_id"))
+    # Named reviewers: `name:hash` signs in with a password (hash from `daca-kit reviewer-hash`), a bare
+    # name is a Hugging Face username that signs in with Hugging Face (on a Space with hf_oauth: true).
+    reviewers: str | None = Field(None, validation_alias=AliasChoices("DACA_REVIEWERS", "reviewers"))
+    # The key that signs reviewer sessions; unset: one generated once and kept in the database.
+    session_secret: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("DACA_SESSION_SECRET", "session_secret")
+    )
+    # Proxies in front of the app whose X-Forwarded-For entries are believed; unset: 1 on a Space, else 0.
+    trusted_proxies: int | None = Field(
+        None, ge=0, le=5, validation_alias=AliasChoices("DACA_TRUSTED_PROXIES", "trusted_proxies")
+    )
+    # Set by Hugging Face on a Space whose front matter has `hf_oauth: true`.
+    oauth_client_id: str | None = Field(
+        None, validation_alias=AliasChoices("OAUTH_CLIENT_ID", "oauth_client_id"), repr=False
+    )
 
     @field_validator("review_timeout", mode="before")
     @classmethod
@@ -174,7 +190,29 @@ class Settings(BaseSettings):
             raise ValueError("AMQP_URL must start with amqp:// or amqps:// (TLS, as CloudAMQP offers)")
         return value
 
-    @field_validator("gemini_api_key", "admin_token", "reviewer_password", "upstash_redis_rest_token")
+    @field_validator("reviewers")
+    @classmethod
+    def _reviewers(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parse_reviewers(value)
+        return value
+
+    @field_validator("session_secret")
+    @classmethod
+    def _session_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if len(value.get_secret_value()) < 32:
+            raise ValueError(
+                'is shorter than 32 characters: use a long random value (python -c "import secrets; '
+                'print(secrets.token_urlsafe(32))"), or leave it unset to keep a generated key in the database'
+            )
+        return value
+
+    @field_validator(
+        "gemini_api_key", "admin_token", "reviewer_password", "upstash_redis_rest_token", "session_secret"
+    )
     @classmethod
     def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():
@@ -189,6 +227,45 @@ class Settings(BaseSettings):
             raise ValueError("UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN must be set together")
         return self
 
+    @model_validator(mode="after")
+    def _reviewer_accounts(self) -> Settings:
+        accounts = parse_reviewers(self.reviewers or "")
+        if self.reviewer_password is not None and "reviewer" in {n.lower() for n in accounts}:
+            raise ValueError(
+                "DACA_REVIEWERS names 'reviewer', the account of DACA_REVIEWER_PASSWORD: rename one of them"
+            )
+        hf_names = [n for n, h in accounts.items() if h is None]
+        if hf_names and self.on_space and not self.oauth_client_id:
+            raise ValueError(
+                f"DACA_REVIEWERS names Hugging Face users ({', '.join(hf_names)}) but this Space has no "
+                "sign-in: add `hf_oauth: true` to the front matter of the Space's README.md"
+            )
+        if hf_names and not self.on_space and not is_loopback(self.host):
+            raise ValueError(
+                f"DACA_REVIEWERS names Hugging Face users ({', '.join(hf_names)}) without password hashes, "
+                "but this is not a Space: give each a hash (name:hash, from `daca-kit reviewer-hash`). "
+                "Outside a Space, Gradio's sign-in is a local mock that signs any visitor in as this "
+                "machine's Hugging Face account, so it is allowed only with HOST=127.0.0.1"
+            )
+        return self
+
+    @property
+    def password_reviewers(self) -> dict[str, str]:
+        """Named reviewers who sign in with a password: name -> scrypt hash."""
+        return {n: h for n, h in parse_reviewers(self.reviewers or "").items() if h is not None}
+
+    @property
+    def hf_reviewers(self) -> tuple[str, ...]:
+        """Hugging Face usernames who sign in with Hugging Face."""
+        return tuple(n for n, h in parse_reviewers(self.reviewers or "").items() if h is None)
+
+    @property
+    def proxy_hops(self) -> int:
+        """How many proxies' X-Forwarded-For entries to believe: DACA_TRUSTED_PROXIES, else 1 on a Space."""
+        if self.trusted_proxies is not None:
+            return self.trusted_proxies
+        return 1 if self.on_space else 0
+
     @property
     def keywords(self) -> tuple[str, ...]:
         return tuple(k.strip().lower() for k in self.sensitive_keywords.split(",") if k.strip())
@@ -202,6 +279,44 @@ class Settings(BaseSettings):
         return bool(self.space_id)
 
 
+_REVIEWER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_PASSWORD_HASH = re.compile(r"^scrypt\$\d{1,2}\$\d{1,2}\$\d{1,2}\$[A-Za-z0-9_-]{16,}\$[A-Za-z0-9_-]{32,}$")
+
+
+def parse_reviewers(text: str) -> dict[str, str | None]:
+    """`"alice:scrypt$...,hf-bob"` -> {"alice": "scrypt$...", "hf-bob": None}; a ValueError says what is wrong
+    (never quoting a hash)."""
+    accounts: dict[str, str | None] = {}
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        name, sep, stored = (part.strip() for part in entry.partition(":"))
+        if not _REVIEWER_NAME.match(name):
+            raise ValueError(
+                f"DACA_REVIEWERS: '{name[:64]}' is not a reviewer name (letters, digits, '.', '_' or '-', "
+                "at most 64): write name:hash or a Hugging Face username, separated by commas"
+            )
+        if name.lower() in {n.lower() for n in accounts}:
+            raise ValueError(f"DACA_REVIEWERS names '{name}' twice: keep one entry per reviewer")
+        if sep and not _PASSWORD_HASH.match(stored):
+            raise ValueError(
+                f"DACA_REVIEWERS: the entry of '{name}' is not name:hash with a password hash: make the hash "
+                "with `daca-kit reviewer-hash " + name + "` and paste its whole output"
+            )
+        accounts[name] = stored if sep else None
+    return accounts
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether `host` (an address or "localhost") is this machine."""
+    if not host:
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def setting_names() -> tuple[str, ...]:
     """Every environment variable the kit reads, aliases included (derived from `Settings`)."""
     names: list[str] = []
@@ -210,6 +325,16 @@ def setting_names() -> tuple[str, ...]:
         if isinstance(alias, AliasChoices):
             names.extend(c for c in alias.choices if isinstance(c, str) and c.isupper())
     return tuple(names)
+
+
+def _env_name(where: str) -> str:
+    """The environment variable of a field (`session_secret` -> DACA_SESSION_SECRET), or `where` itself."""
+    field = Settings.model_fields.get(where)
+    if field is not None and isinstance(field.validation_alias, AliasChoices):
+        for choice in field.validation_alias.choices:
+            if isinstance(choice, str) and choice.isupper():
+                return choice
+    return where.upper()
 
 
 # The settings that switch a part to a real service; empty means "embedded".
@@ -234,7 +359,8 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors(include_input=False, include_url=False):
-            where = ".".join(str(p) for p in err.get("loc", ())) or "settings"
+            where = ".".join(str(p) for p in err.get("loc", ()))
             message = str(err.get("msg", "")).removeprefix("Value error, ")
-            lines.append(f"{where.upper()}: {message}")
+            name = _env_name(where)
+            lines.append(message if not name or message.startswith(name) else f"{name}: {message}")
         raise ConfigError("Invalid settings: " + "; ".join(lines)) from None

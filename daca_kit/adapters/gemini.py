@@ -20,18 +20,21 @@ import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from daca_kit.core.models import Backend, Reply, ReplyRequest
-from daca_kit.errors import ConfigError, ModelError
+from daca_kit.adapters.network import chain_text, elapsed_ms, looks_tls, reach, unreachable
+from daca_kit.core.models import Backend, Reply, ReplyRequest, RoundTrip
+from daca_kit.errors import AUTH, MISSING, TLS, BackendError, ConfigError, ModelError
 from daca_kit.settings import DEFAULT_GEMINI_MODEL
 
 logger = logging.getLogger(__name__)
 
 KEY_HELP = "https://aistudio.google.com/apikey"
+GEMINI_HOST = "generativelanguage.googleapis.com"  # where the SDK sends requests without GEMINI_BASE_URL
 MAX_BACKOFF_SECONDS = 30.0
 MIN_ATTEMPT_SECONDS = 0.5  # no retry starts with less of GEMINI_TIMEOUT left than this
 
@@ -57,6 +60,14 @@ _TIMEOUT_ERRORS = _transport_classes("TimeoutException")
 _TRANSPORT_ERRORS = _transport_classes("TransportError")
 _BAD_URL_ERRORS = _transport_classes("UnsupportedProtocol")
 _RETRYABLE_STATUS = {408, 429}
+_SERVER = "the Gemini API (or the proxy in GEMINI_BASE_URL)"
+
+
+def gemini_address(base_url: str | None) -> tuple[str, str, int]:
+    """(scheme, host, port) the model sends requests to: GEMINI_BASE_URL's, else Google's API."""
+    parts = urlsplit(base_url or f"https://{GEMINI_HOST}")
+    scheme = parts.scheme or "https"
+    return scheme, parts.hostname or GEMINI_HOST, parts.port or (80 if scheme == "http" else 443)
 
 
 class GeminiReplyModel:
@@ -64,7 +75,8 @@ class GeminiReplyModel:
 
     Usage:
         model = GeminiReplyModel(settings_key, "gemini-3.8-flash", timeout=30.0)
-        model.ping()  # for `doctor`: checks the key and the model name with one cheap call
+        model.ping()   # checks the key and the model name with one cheap call
+        model.check()  # for `doctor`: opens the API's port first, then pings (see `Checkable`)
         reply = model.generate(request)
     """
 
@@ -101,6 +113,7 @@ class GeminiReplyModel:
         self._max_retries = max_retries
         self._backoff = backoff
         self._sleep = sleep
+        self._base_url = base_url or None
         self._client = genai.Client(
             api_key=self._key,
             vertexai=False,  # the Gemini Developer API, whatever GOOGLE_GENAI_USE_VERTEXAI says
@@ -148,6 +161,19 @@ class GeminiReplyModel:
             if error is None:
                 raise
             raise error from exc
+
+    def check(self) -> RoundTrip:
+        """Opens the API's port, then `ping` (see `Checkable`)."""
+        start = time.perf_counter()
+        host, port = self._address()
+        try:
+            reach(
+                host, port, setting="GEMINI_BASE_URL", what=_SERVER, timeout=self._timeout, error=ModelError
+            )
+        except ModelError as exc:
+            raise self._unreachable(exc) from None
+        self.ping()
+        return RoundTrip(elapsed_ms(start), f"Gemini accepted the key and knows model '{self.model}'.")
 
     def close(self) -> None:
         """Releases the HTTP connections."""
@@ -217,12 +243,14 @@ class GeminiReplyModel:
                 return ModelError(
                     f"Gemini refused the API key ({label}): set GEMINI_API_KEY to a valid key from {KEY_HELP}.",
                     status=code,
+                    problem=AUTH,
                 )
             if code == 404:
                 return ModelError(
                     f"GEMINI_MODEL '{self.model}' was not found: set GEMINI_MODEL to a current model, "
                     f"e.g. {DEFAULT_GEMINI_MODEL}",
                     status=code,
+                    problem=MISSING,
                 )
             if code == 429:
                 return ModelError(
@@ -250,6 +278,17 @@ class GeminiReplyModel:
                 "GEMINI_BASE_URL is not an http(s) URL: fix it or unset it to use Google's API."
             )
         if isinstance(exc, _TRANSPORT_ERRORS):
+            host, port = self._address()
+            found = unreachable(exc, host, port, setting="GEMINI_BASE_URL", what=_SERVER, error=ModelError)
+            if found is not None:
+                return self._unreachable(found)
+            if looks_tls(chain_text(exc)):
+                where = "GEMINI_BASE_URL and " if self._base_url else ""
+                return ModelError(
+                    f"The TLS handshake with {host} failed: check {where}this host's CA certificates.",
+                    retryable=True,
+                    problem=TLS,
+                )
             return ModelError(
                 f"Could not reach Gemini ({type(exc).__name__}) {tries}: check the network connection, "
                 "and GEMINI_BASE_URL if it is set.",
@@ -260,6 +299,23 @@ class GeminiReplyModel:
                 "Gemini sent a response that is not JSON: check GEMINI_BASE_URL if it is set, and try again."
             )
         return None
+
+    def _address(self) -> tuple[str, int]:
+        _scheme, host, port = gemini_address(self._base_url)
+        return host, port
+
+    def _unreachable(self, found: BackendError) -> ModelError:
+        """`found` (DNS or PORT_CLOSED) as the model says it: without GEMINI_BASE_URL the host is in no setting."""
+        if self._base_url:
+            return ModelError(str(found), retryable=True, problem=found.problem)
+        host, port = self._address()
+        return ModelError(
+            f"This host cannot reach the Gemini API at {host}:{port} ({found.problem}): it needs DNS and "
+            "outbound HTTPS; set GEMINI_BASE_URL to a proxy it can reach, or unset GEMINI_API_KEY to use "
+            "the offline model.",
+            retryable=True,
+            problem=found.problem,
+        )
 
     @staticmethod
     def _is_key_error(exc: genai_errors.APIError) -> bool:

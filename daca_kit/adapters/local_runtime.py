@@ -11,8 +11,13 @@ means the workflow is not deterministic: WorkflowError).
 
 Durability: an instance is written to the SQL database when it first has to wait (for an external
 event or a timer) and when it ends; a turn that finishes without waiting costs no workflow writes
-at all when its result is recoverable from what its activities stored (see `recoverable`). Events raised for an instance are stored in an inbox table and consumed in the same
-transaction that saves the history, so a crash at any point loses nothing.
+at all when its result is recoverable from what its activities stored (see `recoverable`). Events
+raised for an instance are stored in an inbox table and consumed in the same transaction that saves
+the history, so a crash at any point loses nothing. An activity that lets someone outside act on the
+instance (`request_review`: a reviewer may decide at once) is named in `checkpoint_before`: the
+instance is written before it runs, so whatever it exposes can always resume the instance, in this
+process, in another one, or after a restart. Until its first step ends an instance holds its lock, so
+an event raised meanwhile in this process resumes it right after.
 
 No polling: a waiting instance costs nothing until its event is raised (the raiser resumes it) or its
 timer fires (one in-process timer thread sleeps until the earliest due time). After a restart,
@@ -27,16 +32,16 @@ import heapq
 import json
 import logging
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Collection, Generator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
 from daca_kit.core.clock import as_utc, iso, parse_iso, utcnow
-from daca_kit.core.models import COMPLETED, FAILED, RUNNING, Backend, InstanceState
+from daca_kit.core.models import COMPLETED, FAILED, Backend, InstanceState
 from daca_kit.core.ports import Activity, Workflow, WorkflowStore
 from daca_kit.core.workflow import register_when_any
-from daca_kit.errors import WorkflowError
+from daca_kit.errors import BackendError, WorkflowError
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +133,6 @@ class LocalRuntime:
 
     name = "local"
     backend = Backend("local", "local", "the kit's local durable runtime (embedded)", embedded=True)
-    decisions_in_store = True  # review decisions are written to the inbox in the decision's transaction
 
     def __init__(
         self,
@@ -139,6 +143,7 @@ class LocalRuntime:
         max_workers: int = 4,
         clock: Callable[[], datetime] = utcnow,
         recoverable: Callable[[InstanceState], bool] | None = None,
+        checkpoint_before: Collection[str] = (),
     ) -> None:
         self.store = store
         self.workflows = dict(workflows)
@@ -147,6 +152,7 @@ class LocalRuntime:
         # An instance that ends without ever waiting is not written when `recoverable(state)` says its
         # result can be read back elsewhere (a completed chat turn: its `conversation` row).
         self._recoverable = recoverable or (lambda _state: False)
+        self._checkpoint_before = frozenset(checkpoint_before)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="workflow")
         self._memory: dict[str, InstanceState] = {}
         self._memory_lock = threading.Lock()
@@ -181,6 +187,9 @@ class LocalRuntime:
         if self._timer_thread is not None:
             self._timer_thread.join(timeout=5)
 
+    def ping(self) -> None:
+        """Always ready: its state lives in the database, which /health probes on its own."""
+
     def on_change(self, listener: Callable[[InstanceState], None]) -> None:
         """Calls `listener(state)` after every change of an instance (UI push, metrics)."""
         self._listeners.append(listener)
@@ -192,13 +201,20 @@ class LocalRuntime:
             raise WorkflowError(f"No workflow named '{name}' is registered")
         now = self.clock()
         state = InstanceState(instance_id=instance_id, name=name, input=input, created_at=now, updated_at=now)
-        with self._memory_lock:
-            self._memory[instance_id] = state
+        lock = self._lock_for(instance_id)
         try:
-            self._step(state, events=[])
+            with lock:  # an event raised for it meanwhile resumes it once this first step is saved
+                with self._memory_lock:
+                    self._memory[instance_id] = state
+                try:
+                    if not self._step(state, events=[]):
+                        # Another process resumed it after its checkpoint: go on from what that one saved.
+                        state = self._advance_locked(instance_id) or state
+                finally:
+                    with self._memory_lock:
+                        self._memory.pop(instance_id, None)
         finally:
-            with self._memory_lock:
-                self._memory.pop(instance_id, None)
+            self._forget_lock(instance_id, lock)
         return state
 
     def get(self, instance_id: str) -> InstanceState | None:
@@ -208,11 +224,6 @@ class LocalRuntime:
             return state
         row = self.store.get(instance_id)
         return InstanceState.from_row(row) if row else None
-
-    def raise_event(self, instance_id: str, name: str, payload: Any) -> None:
-        """Stores the event in the instance's inbox and resumes the instance."""
-        self.store.add_event(instance_id, name, payload)
-        self.notify(instance_id)
 
     def notify(self, instance_id: str) -> None:
         """Resumes an instance whose inbox got an event (written by someone else's transaction)."""
@@ -281,26 +292,35 @@ class LocalRuntime:
                 "resuming workflow %s failed; it will be retried on the next event or restart", instance_id
             )
 
-    def _advance(self, instance_id: str) -> None:
-        lock = self._lock_for(instance_id)
-        with lock:
-            for _attempt in range(5):
-                row = self.store.get(instance_id)
-                if row is None or row["runtime_status"] != RUNNING:
-                    break
-                state = InstanceState.from_row(row)
-                if self._step(state, events=self.store.events(instance_id)):
-                    break
+    def _forget_lock(self, instance_id: str, lock: threading.Lock) -> None:
         with self._memory_lock:
             if self._instance_locks.get(instance_id) is lock and not lock.locked():
                 self._instance_locks.pop(instance_id, None)
 
+    def _advance(self, instance_id: str) -> None:
+        lock = self._lock_for(instance_id)
+        with lock:
+            self._advance_locked(instance_id)
+        self._forget_lock(instance_id, lock)
+
+    def _advance_locked(self, instance_id: str) -> InstanceState | None:
+        """Resumes the stored instance with its inbox; returns its latest state (None: not stored)."""
+        state: InstanceState | None = None
+        for _attempt in range(5):
+            row = self.store.get(instance_id)
+            if row is None:
+                return state
+            state = InstanceState.from_row(row)
+            if state.is_terminal or self._step(state, events=self.store.events(instance_id)):
+                return state
+        return state
+
     def _step(self, state: InstanceState, *, events: list[dict[str, Any]]) -> bool:
         """Runs the instance as far as it can go and saves it. False if another writer won the race."""
-        expected_version = state.version
         consumed: list[int] = []
         grew: list[bool] = []
         outcome = self._execute(state, events, consumed, grew)
+        expected_version = state.version  # after a checkpoint (see `_checkpoint`) the instance is stored
         state.updated_at = self.clock()
         if outcome == "waiting" and expected_version is not None and not consumed and not grew:
             self._publish(state)
@@ -347,6 +367,8 @@ class LocalRuntime:
                 ctx._replaying = False
                 now = self.clock()
                 if isinstance(task, ActivityTask):
+                    if task.name in self._checkpoint_before and state.version is None:
+                        self._checkpoint(state, ctx)
                     entry = self._run_activity(state.instance_id, task, now)
                 elif isinstance(task, EventTask | TimerTask | WhenAnyTask):
                     resolved = self._resolve(task, events, consumed, now)
@@ -367,7 +389,7 @@ class LocalRuntime:
         except StopIteration as stop:
             grew.append(True)
             return self._finish(state, ctx, stop.value)
-        except WorkflowError:
+        except (WorkflowError, BackendError):  # the runtime's own failure (a checkpoint): not the turn's
             raise
         except Exception as exc:  # noqa: BLE001 - the workflow body failed: the instance fails
             log.exception("workflow %s failed", state.instance_id)
@@ -377,6 +399,14 @@ class LocalRuntime:
             state.output = {"status": "failed", "reply": None, "error": f"The turn failed: {exc}"}
             grew.append(True)
             return "done"
+
+    def _checkpoint(self, state: InstanceState, ctx: WorkflowContext) -> None:
+        """Writes a new instance as it stands, before an activity that lets others act on it."""
+        state.custom_status = ctx.custom_status
+        state.updated_at = self.clock()
+        if not self.store.save(state.to_row(), expected_version=None, consumed_events=[]):
+            raise WorkflowError(f"A workflow instance with id '{state.instance_id}' already exists")
+        state.version = 1
 
     def _finish(self, state: InstanceState, ctx: WorkflowContext, output: Any) -> str:
         state.runtime_status = COMPLETED

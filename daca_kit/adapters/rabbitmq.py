@@ -18,38 +18,74 @@ import logging
 import threading
 import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pika
 import pika.exceptions
 
-from daca_kit.core.models import Backend
+from daca_kit.adapters.network import (
+    chain_text,
+    elapsed_ms,
+    first_line,
+    looks_tls,
+    reach,
+    unreachable,
+    url_secrets,
+)
+from daca_kit.core.models import Backend, RoundTrip
 from daca_kit.core.ports import Handler
-from daca_kit.errors import BusError
+from daca_kit.errors import AUTH, ERROR, MISSING, TLS, BusError
 
 log = logging.getLogger(__name__)
 
 
-def describe_amqp_url(url: str) -> str:
+def amqp_address(url: str) -> tuple[str, int, str]:
+    """(host, port, vhost) of an AMQP URL, with the default port of its scheme."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}:{parts.port or (5671 if parts.scheme == 'amqps' else 5672)}{parts.path or '/'}"
+    port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
+    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+    return parts.hostname or "localhost", port, vhost
 
 
-def explain_amqp_error(exc: BaseException) -> str:
-    text = f"{type(exc).__name__} {exc}".lower()
-    if (
-        isinstance(exc, pika.exceptions.ProbableAuthenticationError)
-        or "access_refused" in text
-        or "authentication" in text
-    ):
-        return "RabbitMQ refused the user name or password: check AMQP_URL"
-    if isinstance(exc, pika.exceptions.ProbableAccessDeniedError) or "vhost" in text:
-        return "RabbitMQ refused access to the virtual host: check the vhost at the end of AMQP_URL"
-    if "name or service not known" in text or "gaierror" in text or "resolve" in text:
-        return "AMQP_URL's host did not resolve: check the host name"
-    if "ssl" in text or "certificate" in text:
-        return "The TLS handshake with RabbitMQ failed: use amqps:// with CloudAMQP's port 5671"
-    return f"RabbitMQ did not answer ({type(exc).__name__}): the port is closed from this host or the broker is down; check AMQP_URL"
+def describe_amqp_url(url: str) -> str:
+    host, port, _vhost = amqp_address(url)
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{host}:{port}{parts.path or '/'}"
+
+
+def explain_amqp_error(exc: BaseException, url: str, *, connecting: bool = False) -> BusError:
+    """The BusError for a pika failure: a sentence naming the setting to fix, and its `problem`.
+
+    `connecting`: the failure came while opening the connection, which over amqps:// is the TLS handshake.
+    """
+    host, port, vhost = amqp_address(url)
+    where = f"RabbitMQ at {host}:{port}"
+    text = chain_text(exc)
+    auth_errors = (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError)
+    if isinstance(exc, auth_errors) or "access_refused" in text:
+        return BusError(f"{where} refused the user name or password: check them in AMQP_URL.", problem=AUTH)
+    if isinstance(exc, pika.exceptions.ProbableAccessDeniedError) or "not_allowed" in text:
+        return BusError(
+            f"{where} refused the virtual host '{vhost}': it does not exist or the user may not use it; "
+            "check the vhost at the end of AMQP_URL (CloudAMQP's vhost is the user name).",
+            problem=MISSING,
+        )
+    found = unreachable(exc, host, port, setting="AMQP_URL", what="the RabbitMQ broker", error=BusError)
+    if found is not None:
+        return found
+    # A connection over amqps:// that fails without a word is most likely TLS spoken to a plain port
+    # (a timeout is more likely a firewall: that one stays unclassified).
+    timed_out = "timed out" in text or "timeout" in text
+    if looks_tls(text) or (connecting and url.lower().startswith("amqps") and not timed_out):
+        return BusError(
+            f"The TLS handshake with {where} failed: amqps:// needs the broker's TLS port (5671 on CloudAMQP), "
+            "amqp:// the plain one (5672); check AMQP_URL.",
+            problem=TLS,
+        )
+    return BusError(
+        f"{where} failed ({type(exc).__name__}: {first_line(exc, url_secrets(url))}): check AMQP_URL.",
+        problem=ERROR,
+    )
 
 
 class PikaEventBus:
@@ -107,7 +143,7 @@ class PikaEventBus:
             return pika.BlockingConnection(self._params())
         # pika raises ValueError when a connection is reset during its handshake.
         except (pika.exceptions.AMQPError, OSError, ValueError) as exc:
-            raise BusError(explain_amqp_error(exc)) from exc
+            raise explain_amqp_error(exc, self.url, connecting=True) from exc
 
     # -- publishing ----------------------------------------------------------------------------
     def _publisher(self) -> Any:
@@ -163,7 +199,7 @@ class PikaEventBus:
                 except (pika.exceptions.AMQPError, OSError, ValueError) as exc:
                     self._drop_publisher()
                     if attempt == 2:
-                        raise BusError(explain_amqp_error(exc)) from exc
+                        raise explain_amqp_error(exc, self.url) from exc
 
     # -- consuming -----------------------------------------------------------------------------
     def subscribe(self, topic: str, handler: Handler, *, consumer: str) -> None:
@@ -181,6 +217,23 @@ class PikaEventBus:
 
     def ping(self) -> None:
         self.connect().close()
+
+    def check(self) -> RoundTrip:
+        """Opens the port, then logs in and opens one channel (see `Checkable`)."""
+        start = time.perf_counter()
+        host, port, _vhost = amqp_address(self.url)
+        reach(
+            host, port, setting="AMQP_URL", what="the RabbitMQ broker", timeout=self.timeout, error=BusError
+        )
+        connection = self.connect()
+        try:
+            connection.channel().close()
+        except (pika.exceptions.AMQPError, OSError, ValueError) as exc:
+            raise explain_amqp_error(exc, self.url) from exc
+        finally:
+            if connection.is_open:
+                connection.close()
+        return RoundTrip(elapsed_ms(start), "RabbitMQ accepted the login and opened a channel.")
 
     def close(self) -> None:
         self._closed.set()
@@ -227,7 +280,7 @@ class _Consumer(threading.Thread):
                 log.warning(
                     "consumer %s lost the broker (%s); reconnecting in %.1fs",
                     self.queue,
-                    explain_amqp_error(exc),
+                    explain_amqp_error(exc, self.bus.url),
                     delay,
                 )
             finally:

@@ -12,14 +12,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
-from redis.exceptions import AuthenticationError, RedisError
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
+from daca_kit.adapters.network import chain_text, elapsed_ms, first_line, looks_tls, reach, unreachable
 from daca_kit.core.analytics import COUNT_KEY
-from daca_kit.core.models import Backend
-from daca_kit.errors import CountersError
+from daca_kit.core.models import Backend, RoundTrip
+from daca_kit.errors import AUTH, ERROR, MISSING, PORT_CLOSED, TLS, CountersError
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +65,15 @@ return {1, 0, count}
 """
 
 
-def describe_redis_url(url: str) -> str:
-    from urllib.parse import urlsplit
-
+def redis_address(url: str) -> tuple[str, int]:
+    """(host, port) of a Redis URL, with Redis's default port."""
     parts = urlsplit(url)
-    host = parts.hostname or "?"
-    return f"{parts.scheme}://{host}:{parts.port or 6379}"
+    return parts.hostname or "localhost", parts.port or 6379
+
+
+def describe_redis_url(url: str) -> str:
+    host, port = redis_address(url)
+    return f"{urlsplit(url).scheme}://{host}:{port}"
 
 
 def redis_backend(label: str) -> Backend:
@@ -75,23 +81,60 @@ def redis_backend(label: str) -> Backend:
     return Backend("redis", label, "Redis over TLS (e.g. Upstash)" if tls else "Redis")
 
 
-def explain_redis_error(exc: Exception, setting: str = "REDIS_URL") -> str:
-    if isinstance(exc, AuthenticationError) or "WRONGPASS" in str(exc) or "NOAUTH" in str(exc):
-        return f"Redis refused the password: check the password in {setting}"
-    text = str(exc).lower()
-    if (
-        "name or service not known" in text
-        or "nodename nor servname" in text
-        or "temporary failure in name" in text
+def explain_redis_error(
+    exc: BaseException,
+    setting: str = "REDIS_URL",
+    *,
+    host: str = "localhost",
+    port: int = 6379,
+    tls: bool = False,
+    secrets: Sequence[str] = (),
+) -> CountersError:
+    """The CountersError for a redis-py failure: a sentence naming the setting to fix, and its `problem`."""
+    text = chain_text(exc)
+    where = f"Redis at {host}:{port}"
+    if isinstance(exc, AuthenticationError) or any(
+        w in text for w in ("wrongpass", "noauth", "invalid password")
     ):
-        return f"The Redis host name in {setting} did not resolve: check the host"
-    if "ssl" in text or "tls" in text or "certificate" in text:
-        return f"The TLS handshake with Redis failed: use rediss:// for Upstash and check {setting}"
-    if "connection refused" in text or "timed out" in text or "timeout" in text:
-        return f"Redis did not answer at {setting}'s host and port (port closed from this host, or the server is down)"
-    if "reset by peer" in text or "closed by server" in text or "broken pipe" in text:
-        return f"Redis dropped the connection: check that the server in {setting} is running"
-    return f"Redis failed ({type(exc).__name__}): check {setting}"
+        return CountersError(f"{where} refused the password: check the password in {setting}.", problem=AUTH)
+    if "noperm" in text or (isinstance(exc, ResponseError) and "permission" in text):
+        return CountersError(
+            f"{where} denied a command to this user (ACL): give the user in {setting} access to "
+            "GET, SET, INCR, EVAL and SCAN on keys message_count:*, message_counted:* and rate:*.",
+            problem=MISSING,
+        )
+    found = unreachable(exc, host, port, setting=setting, what="the Redis server", error=CountersError)
+    if found is not None:
+        return found
+    # redis-py says "connecting to" while it connects, which over rediss:// includes the TLS handshake
+    # (a timeout there is more likely a firewall than TLS: that one stays unclassified).
+    connecting = "connecting to" in text and not isinstance(exc, redis.TimeoutError)
+    if looks_tls(text) or (tls and connecting):
+        return CountersError(
+            f"The TLS handshake with {where} failed: rediss:// needs a TLS port (Upstash's is), "
+            f"use redis:// for a server without TLS; check {setting}.",
+            problem=TLS,
+        )
+    if host.endswith("upstash.io") and not tls:
+        return CountersError(
+            f"Upstash at {host} closed the connection: Upstash speaks TLS only, so {setting} must start "
+            "with rediss://.",
+            problem=TLS,
+        )
+    if isinstance(exc, redis.TimeoutError):
+        return CountersError(
+            f"{where} did not answer in time: check that the server in {setting} is up and that this host "
+            "may reach it.",
+            problem=PORT_CLOSED,
+        )
+    if any(w in text for w in ("reset by peer", "closed by server", "broken pipe")):
+        return CountersError(
+            f"{where} dropped the connection: check that the server in {setting} is running; the next "
+            "call reconnects."
+        )
+    return CountersError(
+        f"{where} failed ({type(exc).__name__}: {first_line(exc, secrets)}): check {setting}.", problem=ERROR
+    )
 
 
 SCRIPTS = {"increment_once": INCREMENT_ONCE, "rate_limit": RATE_LIMIT, "admit": ADMIT}
@@ -100,7 +143,7 @@ SCRIPTS = {"increment_once": INCREMENT_ONCE, "rate_limit": RATE_LIMIT, "admit": 
 class KeyValueCounters:
     """The counters' logic on Redis commands, shared by the TCP (redis-py) and REST (Upstash) adapters.
 
-    Subclasses supply the transport: `_eval`, `_scan`, `_mget`, `_command` and `_explain`.
+    Subclasses supply the transport (`_eval`, `_scan`, `_mget`, `_command`, `_explain`) and `check`.
     """
 
     name = "redis"
@@ -112,7 +155,7 @@ class KeyValueCounters:
         self.cooldown = 3.0
         self._lock = threading.Lock()
         self._failing_since: float | None = None
-        self._last_error = ""
+        self._last_error = CountersError("")
 
     @property
     def calls(self) -> int:
@@ -131,8 +174,12 @@ class KeyValueCounters:
     def _command(self, name: str, *args: Any) -> Any:
         raise NotImplementedError
 
-    def _explain(self, exc: Exception) -> str | None:
-        """A sentence for a transport failure, or None when `exc` is not one (it propagates)."""
+    def _explain(self, exc: Exception) -> CountersError | None:
+        """The error for a transport failure, or None when `exc` is not one (it propagates)."""
+        raise NotImplementedError
+
+    def check(self) -> RoundTrip:
+        """One PING after opening the service's port, raising the same errors as `_explain` (`Checkable`)."""
         raise NotImplementedError
 
     # -- one metered, guarded call ------------------------------------------------------------
@@ -140,7 +187,7 @@ class KeyValueCounters:
         # After a failure, calls fail at once for a few seconds instead of each waiting for a timeout:
         # a Redis that stopped answering must not add seconds to every chat turn.
         if self._failing_since is not None and time.monotonic() - self._failing_since < self.cooldown:
-            raise CountersError(f"Could not {what}: {self._last_error}")
+            raise CountersError(f"Could not {what}: {self._last_error}", problem=self._last_error.problem)
         with self._lock:
             self.commands += 1
         try:
@@ -151,7 +198,7 @@ class KeyValueCounters:
                 raise
             self._last_error = reason
             self._failing_since = time.monotonic()
-            raise CountersError(f"Could not {what}: {reason}") from exc
+            raise CountersError(f"Could not {what}: {reason}", problem=reason.problem) from exc
         self._failing_since = None
         return result
 
@@ -224,6 +271,14 @@ class RedisCounters(KeyValueCounters):
         super().__init__(backend=redis_backend(label))
         self.client = client
         self._scripts = {name: client.register_script(text) for name, text in SCRIPTS.items()}
+        pool = client.connection_pool
+        options = pool.connection_kwargs
+        self._socket = "path" in options  # a unix socket: no host or port to reach
+        self._host = str(options.get("host") or "localhost")
+        self._port = int(options.get("port") or 6379)
+        self._tls = issubclass(pool.connection_class, redis.SSLConnection)
+        self._timeout = float(options.get("socket_connect_timeout") or 2.0)
+        self._secrets = [str(options["password"])] if options.get("password") else []
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 2.0) -> RedisCounters:
@@ -257,8 +312,31 @@ class RedisCounters(KeyValueCounters):
     def _command(self, name: str, *args: Any) -> Any:
         return getattr(self.client, name)(*args)
 
-    def _explain(self, exc: Exception) -> str | None:
-        return explain_redis_error(exc, self.setting) if isinstance(exc, RedisError) else None
+    def _explain(self, exc: Exception) -> CountersError | None:
+        return self._error(exc) if isinstance(exc, RedisError) else None
+
+    def _error(self, exc: RedisError) -> CountersError:
+        return explain_redis_error(
+            exc, self.setting, host=self._host, port=self._port, tls=self._tls, secrets=self._secrets
+        )
+
+    def check(self) -> RoundTrip:
+        """Opens the port, then one PING on the adapter's own client (see `Checkable`)."""
+        start = time.perf_counter()
+        if not self._socket:
+            reach(
+                self._host,
+                self._port,
+                setting=self.setting,
+                what="the Redis server",
+                timeout=self._timeout,
+                error=CountersError,
+            )
+        try:
+            self.client.ping()
+        except RedisError as exc:
+            raise self._error(exc) from exc
+        return RoundTrip(elapsed_ms(start), "Redis answered PING.")
 
     def close(self) -> None:
         self.client.close()

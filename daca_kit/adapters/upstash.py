@@ -9,53 +9,87 @@ scripts as `RedisCounters`, so both can share one database.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
+from daca_kit.adapters.network import chain_text, elapsed_ms, first_line, looks_tls, reach, unreachable
 from daca_kit.adapters.redis import SCRIPTS, KeyValueCounters
-from daca_kit.core.models import Backend
+from daca_kit.core.models import Backend, RoundTrip
+from daca_kit.errors import AUTH, ERROR, PORT_CLOSED, TLS, ConfigError, CountersError
+
+SETTING = "UPSTASH_REDIS_REST_URL"
 
 log = logging.getLogger(__name__)
 
 
-def explain_upstash_error(exc: Exception, timeout: float | None = None) -> str:
-    text = str(exc).lower()
-    if "unauthorized" in text or "401" in text or "wrongpass" in text:
-        return "Upstash refused the token: check UPSTASH_REDIS_REST_TOKEN"
-    if "name or service not known" in text or "resolve" in text or "getaddrinfo" in text:
-        return "UPSTASH_REDIS_REST_URL's host did not resolve: copy the REST URL from the Upstash console"
-    if "ssl" in text or "certificate" in text:
-        return "The TLS handshake with Upstash failed: check UPSTASH_REDIS_REST_URL"
+def rest_address(url: str) -> tuple[str, int]:
+    """(host, port) of the REST URL, with the default port of its scheme."""
+    parts = urlsplit(url)
+    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def explain_upstash_error(
+    exc: BaseException, host: str, port: int = 443, secrets: Sequence[str] = (), timeout: float | None = None
+) -> CountersError:
+    """The CountersError for a failed REST call: a sentence naming the setting to fix, and its `problem`."""
+    text = chain_text(exc)
+    if "unauthorized" in text or "wrongpass" in text:
+        return CountersError(
+            "Upstash refused the token: copy the REST token again into UPSTASH_REDIS_REST_TOKEN.",
+            problem=AUTH,
+        )
+    found = unreachable(exc, host, port, setting=SETTING, what="Upstash", error=CountersError)
+    if found is not None:
+        return found
+    if looks_tls(text):
+        return CountersError(
+            f"The TLS handshake with Upstash at {host} failed: check that {SETTING} starts with https://.",
+            problem=TLS,
+        )
     if isinstance(exc, httpx.TimeoutException):
         within = f" within {timeout:g} s" if timeout else ""
-        return f"Upstash did not answer{within}: check UPSTASH_REDIS_REST_URL, and that the database is up"
-    if isinstance(exc, httpx.TransportError):
-        return (
-            f"Could not reach Upstash ({type(exc).__name__}): the host in UPSTASH_REDIS_REST_URL refused or "
-            "dropped the connection; check the URL, and that the database is up"
+        return CountersError(
+            f"Upstash at {host} did not answer{within}: check {SETTING}, and that the database is up.",
+            problem=PORT_CLOSED,
         )
-    return f"Upstash failed ({type(exc).__name__}): check UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN"
+    if isinstance(exc, httpx.TransportError):
+        return CountersError(
+            f"Upstash at {host} dropped the connection ({type(exc).__name__}): check {SETTING}, and that the "
+            "database is up; the next call reconnects."
+        )
+    return CountersError(
+        f"Upstash at {host} failed ({type(exc).__name__}: {first_line(exc, secrets)}): check {SETTING} "
+        "and UPSTASH_REDIS_REST_TOKEN.",
+        problem=ERROR,
+    )
 
 
 class UpstashCounters(KeyValueCounters):
     """`Counters` on the Upstash REST API; one HTTPS request per command."""
 
     name = "upstash-rest"
-    setting = "UPSTASH_REDIS_REST_URL"
+    setting = SETTING
 
-    def __init__(self, client: Any, *, label: str = "upstash-rest") -> None:
-        super().__init__(backend=Backend("upstash-rest", label, "Upstash Redis (REST)"))
+    def __init__(self, client: Any, *, url: str, timeout: float = 1.5, secrets: Sequence[str] = ()) -> None:
+        self._host, self._port = rest_address(url)
+        self._timeout = timeout
+        self._secrets = list(secrets)
+        super().__init__(
+            backend=Backend("upstash-rest", f"upstash-rest://{self._host}", "Upstash Redis (REST)")
+        )
         self.client = client
-        self.timeout: float | None = None  # seconds per request, when from_rest set one
 
     @classmethod
     def from_rest(cls, url: str, token: str, *, timeout: float = 1.5) -> UpstashCounters:
         """Counters on Upstash's REST API; a call fails within about 2 x `timeout` seconds (one retry)."""
-        from urllib.parse import urlsplit
-
         from upstash_redis import Redis
 
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+            raise ConfigError(f"{SETTING} must be the https:// REST URL from the Upstash console.")
         client = Redis(url=url, token=token, rest_retries=1, rest_retry_interval=0.1, allow_telemetry=False)
         # The SDK's HTTP client has no timeout, and it retries whatever failed: a request to a host that
         # stopped answering would hang a chat turn. Each attempt gets `timeout` seconds, so two attempts
@@ -65,9 +99,7 @@ class UpstashCounters(KeyValueCounters):
             http._client.timeout = httpx.Timeout(timeout)
         else:
             log.warning("upstash-redis changed: its requests may have no timeout (a chat turn could hang)")
-        counters = cls(client, label=f"upstash-rest://{urlsplit(url).hostname}")
-        counters.timeout = timeout
-        return counters
+        return cls(client, url=url, timeout=timeout, secrets=[token])
 
     def _eval(self, script: str, keys: list[str], args: list[Any]) -> Any:
         return self.client.eval(SCRIPTS[script], keys, [str(a) for a in args])
@@ -82,9 +114,26 @@ class UpstashCounters(KeyValueCounters):
     def _command(self, name: str, *args: Any) -> Any:
         return getattr(self.client, name)(*args)
 
-    def _explain(self, exc: Exception) -> str:
+    def _explain(self, exc: Exception) -> CountersError:
         # upstash-redis raises UpstashError, and httpx errors for the transport.
-        return explain_upstash_error(exc, self.timeout)
+        return explain_upstash_error(exc, self._host, self._port, self._secrets, self._timeout)
+
+    def check(self) -> RoundTrip:
+        """Opens port 443, then one PING over the REST API (see `Checkable`)."""
+        start = time.perf_counter()
+        reach(
+            self._host,
+            self._port,
+            setting=SETTING,
+            what="Upstash",
+            timeout=self._timeout,
+            error=CountersError,
+        )
+        try:
+            self.client.ping()
+        except Exception as exc:  # noqa: BLE001 - every failure of the REST call is the service's
+            raise self._explain(exc) from exc
+        return RoundTrip(elapsed_ms(start), "Upstash answered PING over its REST API.")
 
     def close(self) -> None:
         close = getattr(self.client, "close", None)

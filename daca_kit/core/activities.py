@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from daca_kit.core.clock import parse_iso, utcnow
+from daca_kit.core.clock import as_utc, iso, parse_iso, utcnow
 from daca_kit.core.models import HistoryTurn, ReplyRequest
 from daca_kit.core.ports import ConversationStore, Counters, ReplyModel, ReviewStore
 from daca_kit.core.workflow import MESSAGES_TOPIC, REVIEW_TOPIC, cloud_event
@@ -93,8 +93,19 @@ class TurnActivities:
             )
         )
 
-    def close_review(self, _ctx: Any, data: dict[str, Any]) -> None:
-        self.reviews.close_review(data["instance_id"], data["status"], utcnow())
+    def close_review(self, _ctx: Any, data: dict[str, Any]) -> dict[str, Any] | None:
+        """None when the review is closed with `status`; the reviewer's decision when one came first."""
+        row = self.reviews.close_review(data["instance_id"], data["status"], utcnow())
+        if row is None:
+            return None
+        return {
+            "approved": row["status"] == "approved",
+            "reply": row["final_reply"],
+            "reason": row["reason"],
+            "reviewer": row["decided_by"],
+            "edited": bool(row["edited"]),
+            "decided_at": iso(as_utc(row["decided_at"])) if row["decided_at"] else None,
+        }
 
     def store_turn(self, _ctx: Any, data: dict[str, Any]) -> bool:
         event_id = f"{data['instance_id']}:MessageSent"

@@ -249,28 +249,25 @@ class Kit:
         reason: str | None = None,
         reviewer: str = "reviewer",
     ) -> dict[str, Any]:
-        """Decides a pending review once and resumes its turn. Raises NotFound or AlreadyDecided."""
+        """Decides a pending review once and resumes its turn. Raises NotFound or AlreadyDecided.
+
+        The event that resumes the turn is written in the decision's own transaction (the workflow
+        inbox), so the decision and the turn's outcome never disagree: the runtime delivers it now, and
+        after a failure or a restart later (on Dapr, raised on the engine once it accepts it).
+        """
         known_id(instance_id)
         reply = validate_decision(reply, reason)
-        now = utcnow()
         payload = {"approved": bool(approved), "reply": reply, "reason": reason, "reviewer": reviewer}
-        # On the local runtime the resuming event is written in the decision's own transaction.
-        in_store = self.runtime.decisions_in_store
         row = self.stores.reviews.decide_review(
             instance_id,
             approved=bool(approved),
             reply=reply,
             reason=reason,
             reviewer=reviewer,
-            decided_at=now,
-            workflow_event=(REVIEW_EVENT, payload) if in_store else None,
+            decided_at=utcnow(),
+            workflow_event=(REVIEW_EVENT, payload),
         )
-        if in_store:
-            self.runtime.notify(instance_id)
-        else:
-            self.runtime.raise_event(
-                instance_id, REVIEW_EVENT, {**payload, "decided_at": iso(now), "edited": bool(row["edited"])}
-            )
+        self.runtime.notify(instance_id)
         log.info("review %s %s by %s", instance_id, "approved" if approved else "rejected", reviewer)
         return _public_review(row)
 
@@ -333,7 +330,7 @@ class Kit:
             "ok": relay_error is None,
             **({"error": relay_error} if relay_error else {}),
         }
-        parts["workflow"] = {"backend": backends["workflow"].label, "ok": True}
+        parts["workflow"] = _probe(backends["workflow"], self.runtime.ping)
         degraded = [k for k, v in parts.items() if not v.get("ok")]
         report = {
             "status": "healthy" if not degraded else "degraded",

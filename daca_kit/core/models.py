@@ -66,6 +66,17 @@ class Backend:
         return self.label
 
 
+@dataclass(frozen=True)
+class RoundTrip:
+    """What one harmless round trip to a backend found (`Checkable.check`): its time and one sentence.
+
+    RoundTrip(latency_ms=1.4, note="Redis answered PING.")
+    """
+
+    latency_ms: float
+    note: str
+
+
 # -- workflow instances (both runtimes) --------------------------------------------------------------
 
 RUNNING, COMPLETED, FAILED = "RUNNING", "COMPLETED", "FAILED"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from daca_kit.core.models import Backend, HistoryTurn, InstanceState, Reply, ReplyRequest
+from daca_kit.core.models import Backend, HistoryTurn, InstanceState, Reply, ReplyRequest, RoundTrip
 
 Handler = Callable[[dict[str, Any]], None]
 Event = tuple[str, str, dict[str, Any]]  # (topic, event id, CloudEvent) written with the row it describes
@@ -31,6 +31,21 @@ class Metered(Protocol):
     def calls(self) -> int:
         """Backend calls so far (statements, commands, publishes, requests)."""
         ...
+
+
+class Checkable(Metered, Protocol):
+    """A real service's adapter that proves, with one harmless round trip, that its service answers.
+
+        trip = RedisCounters.from_url(url, timeout=3.0).check()   # what `daca-kit doctor` runs
+
+    The check goes through the adapter's own client, within the timeout the adapter was built with.
+    It first resolves the host and opens the port, then lets the driver speak, and raises the adapter's
+    `BackendError` (the same sentence the running app shows) with `problem` saying which step failed.
+    """
+
+    def check(self) -> RoundTrip: ...
+
+    def close(self) -> None: ...
 
 
 @runtime_checkable
@@ -182,7 +197,9 @@ class ReviewStore(Protocol):
         """Decides once (NotFound, AlreadyDecided); `workflow_event` is written in the same transaction."""
         ...
 
-    def close_review(self, instance_id: str, status: str, decided_at: datetime) -> None: ...
+    def close_review(self, instance_id: str, status: str, decided_at: datetime) -> dict[str, Any] | None:
+        """Ends a pending review with `status` (None), unless a reviewer decided first: then that review."""
+        ...
 
 
 class OutboxStore(Protocol):
@@ -200,7 +217,8 @@ class OutboxStore(Protocol):
 
 
 class WorkflowStore(Protocol):
-    """Durable state of the local runtime's workflow instances, and their inbox of raised events."""
+    """Durable state of the local runtime's workflow instances, and the inbox of events raised for
+    instances of either runtime (each row: id, instance_id, name, payload, created_at)."""
 
     def get(self, instance_id: str) -> dict[str, Any] | None: ...
 
@@ -210,10 +228,25 @@ class WorkflowStore(Protocol):
 
     def add_event(self, instance_id: str, name: str, payload: dict[str, Any]) -> None: ...
 
+    def pending_events(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Events of any instance still in the inbox, oldest first (a runtime that raises them elsewhere)."""
+        ...
+
+    def delete_events(self, ids: list[int]) -> None: ...
+
     def save(
         self, state: dict[str, Any], *, expected_version: int | None, consumed_events: list[int]
     ) -> bool:
         """Inserts or updates an instance unless someone else saved it meanwhile (False: lost the race)."""
+        ...
+
+
+class KeyStore(Protocol):
+    """Secrets the app generates once and keeps, so that every worker process and every restart uses the
+    same one (the key that signs reviewer sessions). Values are never logged."""
+
+    def get_or_create(self, name: str, make: Callable[[], str]) -> str:
+        """The value stored under `name`; the first caller stores `make()` (a race keeps one value)."""
         ...
 
 
@@ -226,6 +259,7 @@ class Stores:
     reviews: ReviewStore
     outbox: OutboxStore
     workflows: WorkflowStore
+    keys: KeyStore
 
 
 # -- workflows ---------------------------------------------------------------------------------------------
@@ -256,17 +290,22 @@ Activity = Callable[[Any, Any], Any]
 class WorkflowRuntime(Protocol):
     """Runs workflow definitions durably: the local runtime on the SQL database, or Dapr Workflow.
 
-    `decisions_in_store` is true when a review decision's resuming event is written with the decision
-    (the local runtime reads its inbox from the database); otherwise the kit raises it on the runtime.
+    External events (a review decision) are written to the workflow inbox (`WorkflowStore`) in the
+    transaction that records what they report; `notify` then has the runtime deliver them: the local
+    runtime reads its inbox itself, the Dapr runtime raises them on the engine and deletes them once
+    accepted (retrying while the sidecar is down, and sweeping the inbox at start).
     """
 
     name: str
     backend: Backend
-    decisions_in_store: bool
 
     def start(self) -> None: ...
 
     def close(self) -> None: ...
+
+    def ping(self) -> None:
+        """BackendError while the runtime cannot run turns (e.g. not yet connected to its engine)."""
+        ...
 
     def on_change(self, listener: Callable[[InstanceState], None]) -> None: ...
 
@@ -276,10 +315,8 @@ class WorkflowRuntime(Protocol):
 
     def get(self, instance_id: str) -> InstanceState | None: ...
 
-    def raise_event(self, instance_id: str, name: str, payload: Any) -> None: ...
-
     def notify(self, instance_id: str) -> None:
-        """Resumes an instance whose inbox got an event written by someone else's transaction."""
+        """Delivers the events just written to the instance's inbox (by someone else's transaction)."""
         ...
 
     def wait(self, instance_id: str, timeout: float) -> InstanceState | None: ...

@@ -30,6 +30,9 @@ REJECTED_REPLY = "Message rejected by human reviewer."
 TIMED_OUT_REPLY = (
     "No reviewer decided on this message in time, so it was not answered. Please send it again later."
 )
+# Activities after which someone outside the turn can act on it (a reviewer may decide at once): a
+# runtime that stores a turn lazily stores it before running them (LocalRuntime's `checkpoint_before`).
+EXPOSING_ACTIVITIES = ("request_review",)
 
 
 @lru_cache(maxsize=32)
@@ -116,13 +119,17 @@ def chat_turn(ctx: WorkflowContext, turn: dict[str, Any]) -> Generator[Any, Any,
         )
         winner = yield when_any([decision_task, timeout_task])
         if winner == timeout_task:
-            yield ctx.call_activity(
+            # The store settles the race: a decision committed before the review is closed stands, and
+            # one committed after is refused (409), so the review and the turn's outcome always agree.
+            decision = yield ctx.call_activity(
                 "close_review", input={"instance_id": ctx.instance_id, "status": "timed_out"}
             )
-            ctx.set_custom_status("timed_out")
-            return {**base, "status": "timed_out", "reply": TIMED_OUT_REPLY}
+            if not decision:
+                ctx.set_custom_status("timed_out")
+                return {**base, "status": "timed_out", "reply": TIMED_OUT_REPLY}
+        else:
+            decision = decision_task.get_result() or {}
         ctx.set_custom_status("running")
-        decision = decision_task.get_result() or {}
         review = {k: decision.get(k) for k in ("reviewer", "edited", "reason", "decided_at")}
         if not decision.get("approved"):
             ctx.set_custom_status("rejected")

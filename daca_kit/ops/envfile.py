@@ -27,6 +27,8 @@ SECRET_NAMES = frozenset(
         "UPSTASH_REDIS_REST_TOKEN",
         "DACA_ADMIN_TOKEN",
         "DACA_REVIEWER_PASSWORD",
+        "DACA_REVIEWERS",  # password hashes: a Space secret, not a public variable
+        "DACA_SESSION_SECRET",
         "HF_TOKEN",
         "CRONJOB_API_KEY",
     }
@@ -40,16 +42,6 @@ _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
 
 def is_secret(name: str) -> bool:
     return name in SECRET_NAMES or any(word in name.upper() for word in _SECRET_WORDS)
-
-
-def url_password(url: str) -> str | None:
-    """The password in a URL's user info, found even when it holds characters that should have been
-    percent-encoded (`#`, `?`, `/`), which a strict URL parser would take for the URL's next part."""
-    _scheme, sep, rest = url.partition("://")
-    userinfo, at, _after = rest.rpartition("@")
-    if not sep or not at or ":" not in userinfo:
-        return None
-    return userinfo.split(":", 1)[1]
 
 
 def mask_url(url: str) -> str:

@@ -34,7 +34,7 @@ SDKS = ("gradio", "docker")
 PYTHON_VERSION = "3.11"
 APP_PORT = 7860
 # Set by Spaces itself, or meaningless there.
-NOT_FOR_SPACES = frozenset({"PORT", "HOST", "SPACE_ID"})
+NOT_FOR_SPACES = frozenset({"PORT", "HOST", "SPACE_ID", "OAUTH_CLIENT_ID"})  # set by the platform
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".env", ".env.*", ".ipynb_checkpoints")
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
 _REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)")

@@ -1,61 +1,201 @@
-"""Who may do what on the web: the reviewer's login (HTTP Basic), the admin token, and the loopback rule.
+"""Who may do what on the web: reviewer accounts and their sessions, the admin token, and the loopback rule.
 
-    auth = Auth.from_settings(settings)               # a generated reviewer password when none is set
+    auth = Auth.from_settings(settings, kit.stores.keys)    # a generated reviewer password when none is set
     @router.get("/x") async def x(reviewer: ReviewerDep, _admin: AdminDep): ...
 
 Anyone may chat. Reviewers decide reviews; the admin (cron-job.org, the operator) resets and
 initialises analytics. Without DACA_ADMIN_TOKEN, admin calls are accepted from this machine only.
+
+Reviewer accounts: `reviewer` with DACA_REVIEWER_PASSWORD, and the named reviewers of DACA_REVIEWERS,
+either `name:hash` (a password, stored as a scrypt hash) or a bare Hugging Face username (signs in with
+Hugging Face in the Review tab; it has no password, so REST does not open it). REST takes HTTP Basic on
+every call; the Review tab trades a password for a signed session token (`SessionTokens`). Failed
+passwords are throttled per account and client (`LoginThrottle`): 429 with Retry-After. The client is
+the socket's address, or, behind `proxy_hops` trusted proxies (DACA_TRUSTED_PROXIES; 1 on a Space), the
+address the farthest trusted proxy saw, read from the right of X-Forwarded-For, where a client's own
+forged entries (on the left) cannot reach.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import hashlib
+import hmac
+import logging
+import math
 import secrets
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
-from daca_kit.settings import Settings
+from daca_kit.core.ports import KeyStore
+from daca_kit.errors import RateLimited
+from daca_kit.settings import Settings, is_loopback
+from daca_kit.web.logins import LoginThrottle, too_many
+from daca_kit.web.passwords import DUMMY_HASH, verify_password
+from daca_kit.web.sessions import SessionTokens
+
+log = logging.getLogger(__name__)
 
 REVIEWER = "reviewer"
+SESSION_TTL = 12 * 3600.0
+SESSION_KEY_NAME = "reviewer-session-key"
 
 
-@dataclass
+@dataclass(frozen=True)
+class Account:
+    """One reviewer: a password hash (DACA_REVIEWERS), the plain DACA_REVIEWER_PASSWORD, or neither (signs
+    in with Hugging Face)."""
+
+    name: str
+    password_hash: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def huggingface(self) -> bool:
+        return self.password_hash is None and self.password is None
+
+    def check(self, password: str) -> bool:
+        if self.password is not None:
+            return secrets.compare_digest(password.encode(), self.password.encode())
+        verified = verify_password(password, self.password_hash or DUMMY_HASH)
+        return verified and self.password_hash is not None
+
+    def fingerprint(self, key: str) -> str:
+        """Ties a session token to this credential: a new password ends the account's sessions."""
+        credential = self.password_hash or self.password or "huggingface"
+        return hmac.new(key.encode(), f"{self.name}\0{credential}".encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def client_address(peer: str | None, forwarded_for: str | None, hops: int) -> str:
+    """The client's address: the socket's, or behind `hops` trusted proxies the `hops`-th entry from the
+    right of X-Forwarded-For (what the farthest trusted proxy saw; entries left of it are the client's)."""
+    if hops > 0 and forwarded_for:
+        entries = [e.strip() for e in forwarded_for.split(",") if e.strip()]
+        if entries:
+            return entries[-min(hops, len(entries))][:64]
+    return peer or "unknown"
+
+
 class Auth:
-    """The reviewer's password (HTTP Basic, user `reviewer`) and the admin bearer token."""
+    """Reviewer accounts, their sessions and the login throttle, and the admin bearer token.
 
-    reviewer_password: str
-    admin_token: str | None
-    generated_password: bool = False
+    auth = Auth.from_settings(settings, keys)
+    name = auth.sign_in("alice", password, client)     # None when wrong; RateLimited when throttled
+    token = auth.issue(name); auth.reviewer_of(token)  # -> "alice" until the token expires
+    """
+
+    def __init__(
+        self,
+        accounts: list[Account],
+        admin_token: str | None,
+        *,
+        session_key: Callable[[], str],
+        proxy_hops: int = 0,
+        generated_password: str | None = None,
+        session_ttl: float = SESSION_TTL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.accounts = {a.name.lower(): a for a in accounts}
+        self.admin_token = admin_token
+        self.proxy_hops = proxy_hops
+        self.generated_password = generated_password
+        self.session_ttl = session_ttl
+        self._session_key = session_key
+        self.tokens = SessionTokens(session_key, ttl=session_ttl, clock=clock)
+        self.throttle = LoginThrottle(clock=clock)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Auth:
+    def from_settings(
+        cls, settings: Settings, keys: KeyStore, *, clock: Callable[[], float] = time.time
+    ) -> Auth:
+        accounts = [Account(name, password_hash=h) for name, h in settings.password_reviewers.items()]
+        accounts += [Account(name) for name in settings.hf_reviewers]
+        generated: str | None = None
         if settings.reviewer_password is not None:
-            password, generated = settings.reviewer_password.get_secret_value(), False
-        else:
-            password, generated = secrets.token_urlsafe(12), True
+            accounts.append(Account(REVIEWER, password=settings.reviewer_password.get_secret_value()))
+        elif not settings.reviewers:
+            generated = secrets.token_urlsafe(12)
+            accounts.append(Account(REVIEWER, password=generated))
         token = settings.admin_token.get_secret_value() if settings.admin_token else None
-        return cls(reviewer_password=password, admin_token=token, generated_password=generated)
+        secret = settings.session_secret
+        key_cache: list[str] = []
 
-    def __repr__(self) -> str:
-        return f"Auth(admin_token={'set' if self.admin_token else 'unset'})"  # never the secrets
+        def session_key() -> str:
+            if not key_cache:
+                if secret is not None:
+                    key_cache.append(secret.get_secret_value())
+                else:
+                    key_cache.append(keys.get_or_create(SESSION_KEY_NAME, lambda: secrets.token_urlsafe(48)))
+            return key_cache[0]
 
-    def check_reviewer(self, username: str, password: str) -> bool:
-        user_ok = secrets.compare_digest(username.encode(), REVIEWER.encode())
-        pass_ok = secrets.compare_digest(password.encode(), self.reviewer_password.encode())
-        return user_ok and pass_ok
+        return cls(
+            accounts,
+            token,
+            session_key=session_key,
+            proxy_hops=settings.proxy_hops,
+            generated_password=generated,
+            clock=clock,
+        )
 
+    def __repr__(self) -> str:  # never the secrets
+        names = ", ".join(a.name for a in self.accounts.values())
+        return f"Auth(reviewers=[{names}], admin_token={'set' if self.admin_token else 'unset'})"
 
-def is_loopback(host: str | None) -> bool:
-    """Whether `host` (an address or "localhost") is this machine."""
-    if not host:
-        return False
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
+    # -- accounts -------------------------------------------------------------------------------
+    @property
+    def password_signin(self) -> bool:
+        return any(not a.huggingface for a in self.accounts.values())
+
+    @property
+    def hf_signin(self) -> bool:
+        return any(a.huggingface for a in self.accounts.values())
+
+    def client_of(self, peer: str | None, forwarded_for: str | None) -> str:
+        return client_address(peer, forwarded_for, self.proxy_hops)
+
+    def sign_in(self, name: str, password: str, client: str) -> str | None:
+        """The reviewer's name when `password` is theirs, else None (counted as a failure).
+
+        Raises RateLimited, before any password check, while this client is throttled for `name`.
+        """
+        name = (name or "").strip() or REVIEWER
+        wait = self.throttle.wait(name, client)
+        if wait > 0:
+            raise RateLimited(too_many(wait), retry_after=math.ceil(wait))
+        account = self.accounts.get(name.lower())
+        if account is not None and not account.huggingface and account.check(password or ""):
+            return account.name
+        if account is None or account.huggingface:
+            verify_password(password or "", DUMMY_HASH)  # the same time as a wrong password
+        self.throttle.failed(name, client)
+        log.info("reviewer sign-in refused for a name of %d characters from %s", len(name), client)
+        return None
+
+    def hf_reviewer(self, username: str | None) -> str | None:
+        """The reviewer a Hugging Face username signs in as, when DACA_REVIEWERS lists it."""
+        account = self.accounts.get((username or "").lower())
+        return account.name if account is not None and account.huggingface else None
+
+    # -- sessions -------------------------------------------------------------------------------
+    def issue(self, name: str) -> str:
+        account = self.accounts[name.lower()]
+        return self.tokens.issue(account.name, account.fingerprint(self._session_key()))
+
+    def reviewer_of(self, token: object) -> str | None:
+        """The reviewer a session token belongs to, or None (expired, forged, or the account changed)."""
+        read = self.tokens.read(token)
+        if read is None:
+            return None
+        account = self.accounts.get(read[0].lower())
+        if account is None or account.huggingface:
+            return None
+        if not hmac.compare_digest(read[1], account.fingerprint(self._session_key())):
+            return None
+        return account.name
 
 
 def is_local(request: Request) -> bool:
@@ -74,15 +214,24 @@ basic = HTTPBasic(auto_error=False, realm="daca-kit reviewers")
 
 
 def require_reviewer(
-    auth: AuthDep, credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)]
+    request: Request, auth: AuthDep, credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)]
 ) -> str:
-    if credentials is None or not auth.check_reviewer(credentials.username, credentials.password):
+    """The reviewer of an HTTP Basic login; 401 otherwise, 429 (Retry-After) while throttled."""
+    name: str | None = None
+    if credentials is not None:
+        peer = request.client.host if request.client else None
+        client = auth.client_of(peer, request.headers.get("x-forwarded-for"))
+        name = auth.sign_in(credentials.username, credentials.password, client)
+    if name is None:
         raise HTTPException(
             status_code=401,
-            detail="Reviewer login required: HTTP Basic with user 'reviewer' and DACA_REVIEWER_PASSWORD.",
+            detail=(
+                "Reviewer login required: HTTP Basic with your reviewer name and password "
+                "(user 'reviewer' and DACA_REVIEWER_PASSWORD, or a name of DACA_REVIEWERS)."
+            ),
             headers={"WWW-Authenticate": 'Basic realm="daca-kit reviewers"'},
         )
-    return REVIEWER
+    return name
 
 
 def require_admin(request: Request, auth: AuthDep) -> None:

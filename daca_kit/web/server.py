@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 def build_app(kit: Kit, *, auth: Auth | None = None, with_ui: bool = True) -> FastAPI:
     """The REST API with the Gradio UI mounted at "/" (routes first, then the mount)."""
-    auth = auth or Auth.from_settings(kit.settings)
+    auth = auth or Auth.from_settings(kit.settings, kit.stores.keys)
     api = create_api(kit, auth=auth)
     if with_ui:
         try:
@@ -44,11 +44,11 @@ def serve(settings: Settings, *, with_ui: bool = True, log_level: str = "info") 
     import uvicorn
 
     kit = bootstrap(settings)
-    auth = Auth.from_settings(settings)
+    auth = Auth.from_settings(settings, kit.stores.keys)
     if auth.generated_password:
         # Printed once, to the console only (never logged): set DACA_REVIEWER_PASSWORD to choose it.
         print(
-            f"Reviewer login for this run: user 'reviewer', password '{auth.reviewer_password}' "
+            f"Reviewer login for this run: user 'reviewer', password '{auth.generated_password}' "
             "(set DACA_REVIEWER_PASSWORD to choose one)",
             file=sys.stderr,
             flush=True,

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,17 +46,17 @@ class LiveApp:
     reviewer_password: str
 
 
-@pytest.fixture
-def live_app(settings_factory: Any) -> Iterator[LiveApp]:
+@contextmanager
+def serve_live(settings: Any) -> Iterator[LiveApp]:
+    """The app of `settings` under uvicorn in a thread on a free loopback port, until the block ends."""
     import uvicorn
 
     from daca_kit.web.server import build_app
 
-    settings = settings_factory()
     password = settings.reviewer_password.get_secret_value()
     kit = bootstrap(settings).start()
     try:
-        app = build_app(kit, auth=Auth.from_settings(settings))
+        app = build_app(kit, auth=Auth.from_settings(settings, kit.stores.keys))
         port = free_port()
         server = uvicorn.Server(
             uvicorn.Config(
@@ -83,6 +84,19 @@ def live_app(settings_factory: Any) -> Iterator[LiveApp]:
             thread.join(timeout=15)
     finally:
         kit.close()
+
+
+@pytest.fixture
+def live_app(settings_factory: Any) -> Iterator[LiveApp]:
+    with serve_live(settings_factory()) as app:
+        yield app
+
+
+@pytest.fixture
+def live_app_behind_proxy(settings_factory: Any) -> Iterator[LiveApp]:
+    """The app as on a Space: it trusts the one proxy in front of it (X-Forwarded-For)."""
+    with serve_live(settings_factory(space_id="someone/daca")) as app:
+        yield app
 
 
 @pytest.fixture
@@ -131,18 +145,18 @@ def chromium() -> Iterator[Any]:
 class GradioSession:
     """Calls the app's Gradio functions over raw HTTP, as one browser session would (queue/join + SSE).
 
-        session = GradioSession(url); done, logs = session.call("review_login", ["pw"])
+        session = GradioSession(url); done, logs = session.call("review_login", ["", "pw"])
 
     Functions are found by `api_name` in /config, private ones included: this is what an attacker
     without gradio_client would do. `done` is the `process_completed` message; `logs` are the
     gr.Info/gr.Warning messages sent on the way.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
         import httpx
 
         self.url = url
-        self.http = httpx.Client(base_url=url, timeout=30)
+        self.http = httpx.Client(base_url=url, timeout=30, headers=headers)
         self.session_hash = uuid.uuid4().hex[:12]
         config = self.http.get("/config").json()
         self.functions = {d["api_name"]: d for d in config["dependencies"]}

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import LiveApp
+from tests.support.appproc import AppProcess
+from tests.support.hub_stub import HubStub
 
 pytestmark = pytest.mark.browser
 
@@ -64,12 +66,13 @@ def test_reviewer_edits_and_approves_while_the_user_waits(
 
     reviewer.locator("#review-password input").fill("not the password")
     reviewer.locator("#review-login").click()
-    expect(reviewer.get_by_text("Wrong reviewer password.")).to_be_visible()
+    expect(reviewer.get_by_text("Wrong reviewer name or password.")).to_be_visible()
     expect(reviewer.locator("#review-pending")).to_be_hidden()
 
     reviewer.locator("#review-password input").fill(live_app.reviewer_password)
     reviewer.locator("#review-login").click()
     pending = reviewer.locator("#review-pending")
+    expect(reviewer.locator("#review-who")).to_contain_text("reviewer")
     expect(pending).to_contain_text(SENSITIVE)
     expect(pending).to_contain_text(user_id)
     pending.get_by_test_id("cell-0-2").click()
@@ -108,3 +111,80 @@ def test_reviewer_edits_and_approves_while_the_user_waits(
     expect(user.locator("#usage-note")).to_contain_text("All parts run embedded")
     expect(user.get_by_text("Log in on the Review tab to see the count of each user.")).to_be_visible()
     assert live_app.reviewer_password not in user.content()
+
+
+BOB_PW = "bob-long-password-22"
+
+
+def test_named_reviewers_sign_in_as_themselves_and_stay_signed_in_across_a_restart(
+    tmp_path: Path, chromium: Any, artifacts: Path
+) -> None:
+    """One reviewer signs in with Hugging Face (Gradio's local OAuth mock, whose Hub is a local stub),
+    another with a name and password; each decision shows its reviewer; a restart logs nobody out."""
+    import httpx
+    from playwright.sync_api import expect
+
+    from daca_kit.web.passwords import hash_password
+
+    expect.set_options(timeout=TIMEOUT)
+    env = {
+        "DACA_REVIEWERS": f"hf-alice,bob:{hash_password(BOB_PW)}",
+        "HF_TOKEN": "hf_local_test_token",
+        "DACA_REVIEW_TIMEOUT": "1h",
+    }
+    with HubStub(user="hf-alice", fullname="Alice Example") as hub:
+        env["HF_ENDPOINT"] = hub.url
+        with AppProcess(tmp_path, ui=True, env=env) as app:  # type: ignore[arg-type]
+            for user in ("u-one", "u-two"):
+                held = httpx.post(app.url("/chat/?wait=0"), json={"user_id": user, "text": SENSITIVE})
+                assert held.status_code == 202
+
+            # Alice: Sign in with Hugging Face; back on the page, the Review tab knows her.
+            alice = open_page(chromium, app.base_url)
+            alice.get_by_role("tab", name="Review").click()
+            expect(alice.locator("#review-pending")).to_be_hidden()
+            alice.locator("#review-hf-login").click()
+            alice.wait_for_url(re.compile(r"^http://127\.0\.0\.1:\d+/(\?.*)?$"))
+            alice.locator("#chat-message textarea").wait_for()
+            alice.get_by_role("tab", name="Review").click()
+            expect(alice.locator("#review-who")).to_contain_text("hf-alice")
+            expect(alice.locator("#review-who")).to_contain_text("Hugging Face")
+            pending = alice.locator("#review-pending")
+            expect(pending).to_contain_text("u-one")
+            alice.screenshot(path=str(artifacts / "ui-review-hf-signed-in.png"), full_page=True)
+            pending.get_by_test_id("cell-0-2").click()
+            alice.locator("#review-approve").click()
+            expect(alice.locator("#review-audit")).to_contain_text("hf-alice")
+
+            # Bob: his own name and password.
+            bob = open_page(chromium, app.base_url)
+            bob.get_by_role("tab", name="Review").click()
+            bob.locator("#review-name input").fill("bob")
+            bob.locator("#review-password input").fill("not bob's password")
+            bob.locator("#review-login").click()
+            expect(bob.get_by_text("Wrong reviewer name or password.")).to_be_visible()
+            bob.locator("#review-password input").fill(BOB_PW)
+            bob.locator("#review-login").click()
+            expect(bob.locator("#review-who")).to_contain_text("bob")
+            bob_pending = bob.locator("#review-pending")
+            expect(bob_pending).to_contain_text("u-two")
+            bob_pending.get_by_test_id("cell-0-2").click()
+            bob.locator("#review-reject").click()
+            audit = bob.locator("#review-audit")
+            expect(audit).to_contain_text("bob")
+            expect(audit).to_contain_text("hf-alice")
+
+            # A restart logs nobody out: both pages, reloaded, show the Review tab signed in.
+            app.restart()
+            for page, name in ((bob, "bob"), (alice, "hf-alice")):
+                page.reload()
+                page.locator("#chat-message textarea").wait_for()
+                page.get_by_role("tab", name="Review").click()
+                expect(page.locator("#review-who")).to_contain_text(name)
+                expect(page.locator("#review-audit")).to_contain_text("u-two")
+                expect(page.locator("#review-password input")).to_be_hidden()
+            bob.screenshot(path=str(artifacts / "ui-review-after-restart.png"), full_page=True)
+
+            decided = httpx.get(app.url("/reviews?status=decided"), auth=("bob", BOB_PW)).json()
+            assert sorted(r["decided_by"] for r in decided) == ["bob", "hf-alice"]
+            assert BOB_PW not in app.output()

@@ -66,20 +66,26 @@ def test_review_functions_are_hidden_and_refused_without_login(client: Client, l
     with pytest.raises(ValueError, match="Cannot find a function with `api_name`"):
         client.predict(None, held["instance_id"], "approved by nobody", "", None, api_name="/review_approve")
 
-    # Raw HTTP to Gradio's queue reaches them, and the server refuses: no login token in this session.
-    # The token slot is server-side state, so a value sent for it is ignored.
+    # Raw HTTP to Gradio's queue reaches them, and the server refuses: the token slot is the browser's,
+    # so anyone can send a value for it, and only a token the server signed opens them.
     anonymous = GradioSession(live_app.url)
     try:
         for name in REVIEW_FUNCTIONS:
-            data = ["forged-token", held["instance_id"], "approved by nobody", "", None][
-                : len(anonymous.functions[name]["inputs"])
-            ]
-            done, _ = anonymous.call(name, data, event_data=CLICK)
-            assert done["success"] is False, name
-            assert done["output"]["error"] == LOGIN_FIRST, name
-        done, logs = anonymous.call("review_login", ["wrong password"])
+            for token in (None, "forged-token"):
+                data = [token, held["instance_id"], "approved by nobody", "", None][
+                    : len(anonymous.functions[name]["inputs"])
+                ]
+                done, _ = anonymous.call(name, data, event_data=CLICK)
+                if name == "review_tick" and token is not None:
+                    # A token that does not verify signs the page out (as an expired one does).
+                    assert done["success"] is True and done["output"]["data"][0] is None
+                    assert "Emergency" not in str(done["output"]), done
+                    continue
+                assert done["success"] is False, name
+                assert done["output"]["error"] == LOGIN_FIRST, name
+        done, logs = anonymous.call("review_login", ["", "wrong password"])
         assert done["success"] is True
-        assert [log["log"] for log in logs] == ["Wrong reviewer password."]
+        assert [log["log"] for log in logs] == ["Wrong reviewer name or password."]
         done, _ = anonymous.call(
             "review_approve", [None, held["instance_id"], "approved by nobody", "", None]
         )
@@ -95,21 +101,23 @@ def test_logged_in_reviewers_decide_once(live_app: LiveApp) -> None:
     assert held.status == "pending_review"
     first, second = GradioSession(live_app.url), GradioSession(live_app.url)
     try:
+        tokens = []
         for reviewer in (first, second):
-            done, _ = reviewer.call("review_login", [live_app.reviewer_password])
+            done, _ = reviewer.call("review_login", ["", live_app.reviewer_password])
             assert done["success"] is True
+            tokens.append(done["output"]["data"][0])
             pending = done["output"]["data"][4]
             assert [row[1] for row in pending["data"]] == ["carol"]
 
         # What was refused anonymously works once logged in; each session keeps its selection server-side.
-        for reviewer in (first, second):
-            done, _ = reviewer.call("review_select", [None, None], event_data=CLICK)
+        for reviewer, token in zip((first, second), tokens, strict=True):
+            done, _ = reviewer.call("review_select", [token, None], event_data=CLICK)
             assert done["success"] is True
             assert "I need help with my account" in done["output"]["data"]
-        done, logs = first.call("review_approve", [None, held.instance_id, "We are on it.", "", None])
+        done, logs = first.call("review_approve", [tokens[0], held.instance_id, "We are on it.", "", None])
         assert done["success"] is True, done
         assert "edited reply" in logs[0]["log"]
-        done, logs = second.call("review_reject", [None, held.instance_id, "", "spam", None])
+        done, logs = second.call("review_reject", [tokens[1], held.instance_id, "", "spam", None])
         assert done["success"] is True
         assert logs[0]["log"].startswith("Already decided")
     finally:
@@ -119,6 +127,47 @@ def test_logged_in_reviewers_decide_once(live_app: LiveApp) -> None:
     assert (review["status"], review["final_reply"], review["edited"]) == ("approved", "We are on it.", True)
     turn = wait_for(lambda: (t := live_app.kit.turn(held.instance_id)) and t.finished and t)
     assert turn.reply == "We are on it."
+
+
+def test_one_visitors_wrong_passwords_do_not_lock_out_a_reviewer_behind_the_same_proxy(
+    live_app_behind_proxy: LiveApp,
+) -> None:
+    """On a Space every request arrives from the proxy; the visitor's address is in X-Forwarded-For."""
+    app = live_app_behind_proxy
+    attacker = GradioSession(app.url, headers={"X-Forwarded-For": "203.0.113.9"})
+    reviewer = GradioSession(app.url, headers={"X-Forwarded-For": "198.51.100.20"})
+    try:
+        messages = []
+        for i in range(12):
+            _done, logs = attacker.call("review_login", ["", f"guess {i}"])
+            messages.append(logs[0]["log"])
+        assert messages[0] == "Wrong reviewer name or password."
+        assert messages[-1].startswith("Too many failed sign-ins")
+        done, logs = attacker.call("review_login", ["", app.reviewer_password])
+        assert done["output"]["data"][0] is None and logs[0]["log"].startswith("Too many failed sign-ins")
+
+        done, _ = reviewer.call("review_login", ["", app.reviewer_password])
+        assert done["success"] is True and done["output"]["data"][0]  # a token: signed in
+    finally:
+        attacker.close()
+        reviewer.close()
+
+
+def test_rest_and_the_review_tab_share_one_throttle(live_app_behind_proxy: LiveApp) -> None:
+    app = live_app_behind_proxy
+    forwarded = {"X-Forwarded-For": "203.0.113.50"}
+    codes = [
+        httpx.get(f"{app.url}/reviews", auth=("reviewer", "guess"), headers=forwarded).status_code
+        for _ in range(12)
+    ]
+    assert codes[-1] == 429
+    session = GradioSession(app.url, headers=forwarded)
+    try:
+        done, logs = session.call("review_login", ["", app.reviewer_password])
+    finally:
+        session.close()
+    assert done["output"]["data"][0] is None
+    assert logs[0]["log"].startswith("Too many failed sign-ins")
 
 
 def test_app_py_serves_the_ui_and_the_rest_api(app_process: str) -> None:

@@ -23,6 +23,10 @@ where the contract leaves a choice to the store, what the Redis state store does
 - unknown store or pub/sub: 400 ERR_STATE_STORE_NOT_FOUND / 404 ERR_PUBSUB_NOT_FOUND, as daprd answers
 - with `token` set, requests other than health checks without `dapr-api-token: token` get 401
 
+With `subscriber` set to the app's base URL, each published event is then pushed to POST
+`{subscriber}/events/{topic}` on a background thread, as daprd does for components/subscription.yaml;
+the app's answers are recorded in `deliveries` as (topic, HTTP status, body).
+
 ETags are version numbers, as on Redis. `read_delay` holds every state read for that many seconds,
 which widens the read-modify-write window so concurrency tests really collide; `conflicts` counts
 the writes refused for a stale ETag.
@@ -57,6 +61,8 @@ class DaprSidecarStub:
         self.published: list[tuple[str, str, str, Any]] = []
         self.requests: list[tuple[str, str]] = []
         self.conflicts = 0
+        self.subscriber: str | None = None
+        self.deliveries: list[tuple[str, int, Any]] = []
         self.lock = threading.Lock()
         stub = self
 
@@ -316,4 +322,23 @@ class DaprSidecarStub:
             parsed = body.decode(errors="replace")
         with self.lock:
             self.published.append((pubsub, topic, content_type, parsed))
+        if self.subscriber is not None:
+            threading.Thread(target=self._push, args=(self.subscriber, topic, body), daemon=True).start()
         return 204, None, {}
+
+    def _push(self, subscriber: str, topic: str, body: bytes) -> None:
+        import httpx
+
+        try:
+            response = httpx.post(
+                f"{subscriber}/events/{topic}",
+                content=body,
+                headers={"content-type": "application/cloudevents+json"},
+                trust_env=False,
+                timeout=10,
+            )
+            outcome: tuple[int, Any] = (response.status_code, response.json())
+        except (httpx.HTTPError, ValueError) as exc:
+            outcome = (0, repr(exc))
+        with self.lock:
+            self.deliveries.append((topic, *outcome))

@@ -34,6 +34,7 @@ from typing import Any
 
 import dapr.ext.workflow._durabletask.internal.helpers as ph
 import dapr.ext.workflow._durabletask.internal.protos as pb
+import grpc
 from dapr.ext.workflow._durabletask import worker
 from dapr.ext.workflow._durabletask.internal import shared
 
@@ -311,6 +312,16 @@ def _compare(
         )
 
 
+class SidecarDown(grpc.RpcError):
+    """What the SDK's client raises when nothing answers at the sidecar's gRPC port."""
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self) -> str:
+        return "failed to connect to all addresses (the test stopped the sidecar)"
+
+
 class EngineWorkflowClient:
     """An in-process stand-in for `DaprWorkflowClient` and the daprd behind it, on the same engine.
 
@@ -321,7 +332,8 @@ class EngineWorkflowClient:
     Instances advance one work item at a time on one background thread (as daprd runs one work item
     per instance at a time); activities are the registered ones, called through the SDK's wrappers.
     Answers with the SDK's own `WorkflowState`. Timers fire only when a test calls `fire_timers`.
-    `calls` records every client call, to check what a waiting turn costs.
+    `calls` records every client call, to check what a waiting turn costs; while `down` is set every
+    call fails as a stopped sidecar's would (gRPC UNAVAILABLE).
     """
 
     def __init__(self, registry: Any = None) -> None:
@@ -331,6 +343,7 @@ class EngineWorkflowClient:
         self.registry = registry
         self.instances: dict[str, EngineInstance] = {}
         self.calls: list[tuple[str, str]] = []
+        self.down = False
         self._changed = threading.Condition()
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="engine-workflow-client", daemon=True)
@@ -343,6 +356,7 @@ class EngineWorkflowClient:
         name = workflow if isinstance(workflow, str) else workflow.__name__
         instance_id = instance_id or f"instance-{len(self.instances) + 1}"
         self.calls.append(("schedule_new_workflow", instance_id))
+        self._answer()
         with self._changed:
             if instance_id in self.instances and not self.instances[instance_id].done:
                 raise RuntimeError(f"an active workflow with ID '{instance_id}' already exists")
@@ -358,6 +372,7 @@ class EngineWorkflowClient:
 
     def get_workflow_state(self, instance_id: str, *, fetch_payloads: bool = True, **_: Any) -> Any:
         self.calls.append(("get_workflow_state", instance_id))
+        self._answer()
         with self._changed:
             return self._state(instance_id)
 
@@ -365,6 +380,7 @@ class EngineWorkflowClient:
         self, instance_id: str, *, fetch_payloads: bool = True, timeout_in_seconds: float = 0, **_: Any
     ) -> Any:
         self.calls.append(("wait_for_workflow_completion", instance_id))
+        self._answer()
         with self._changed:
             finished = self._changed.wait_for(
                 lambda: instance_id not in self.instances or self.instances[instance_id].done,
@@ -376,6 +392,7 @@ class EngineWorkflowClient:
 
     def raise_workflow_event(self, instance_id: str, event_name: str, *, data: Any = None, **_: Any) -> None:
         self.calls.append(("raise_workflow_event", instance_id))
+        self._answer()
         with self._changed:
             instance = self.instances.get(instance_id)
             if instance is None or instance.done:
@@ -386,6 +403,10 @@ class EngineWorkflowClient:
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join(5)
+
+    def _answer(self) -> None:
+        if self.down:
+            raise SidecarDown()
 
     # -- test controls -------------------------------------------------------------------------------
     def fire_timers(self, instance_id: str) -> None:

@@ -5,9 +5,14 @@ from typing import Any
 
 import pytest
 
+from daca_kit.adapters.dapr.workflow import DaprWorkflowRuntime
+from daca_kit.adapters.sql import open_stores
 from daca_kit.bootstrap import bootstrap
+from daca_kit.core.activities import TurnActivities
 from daca_kit.core.kit import Kit
+from daca_kit.core.workflow import WORKFLOW_NAME, chat_turn
 from tests.support.fakes import FakeCounters, FakeEventBus, FakeReplyModel
+from tests.support.replay import EngineWorkflowClient, engine_registry
 
 
 @pytest.fixture
@@ -29,6 +34,25 @@ def make_kit(settings_factory: Callable[..., Any], fakes: dict[str, Any]) -> Ite
     yield make
     for kit in kits:
         kit.close()
+
+
+@pytest.fixture
+def engine_kit(settings_factory: Any) -> Iterator[tuple[Kit, EngineWorkflowClient]]:
+    """A Kit on DaprWorkflowRuntime whose client is Dapr's engine in process, with the real activities."""
+    settings = settings_factory(runtime="dapr", chat_wait=0, review_timeout="1h")
+    store = open_stores(settings.database_url)
+    counters, bus, llm = FakeCounters(), FakeEventBus(), FakeReplyModel()
+    activities = TurnActivities(
+        conversations=store.conversations, reviews=store.reviews, counters=counters, model=llm
+    ).as_dict()
+    client = EngineWorkflowClient()
+    runtime = DaprWorkflowRuntime(
+        {WORKFLOW_NAME: chat_turn}, activities, inbox=store.workflows, client=client, settle_timeout=5
+    )
+    client.registry = engine_registry(runtime)
+    kit = bootstrap(settings, store=store, counters=counters, bus=bus, llm=llm, runtime=runtime).start()
+    yield kit, client
+    kit.close()
 
 
 def settle(kit: Kit, timeout: float = 5.0) -> None:

@@ -29,7 +29,7 @@ from daca_kit.errors import BackendError, BusError, ConfigError, CountersError, 
 from daca_kit.ops.launcher import free_port
 from daca_kit.web.api.events import events_router
 from tests.support.dapr_sidecar_stub import DaprSidecarStub
-from tests.support.fakes import FakeCounters, FakeEventBus, FakeReplyModel
+from tests.support.fakes import FakeCounters, FakeReplyModel
 from tests.support.replay import EngineWorkflowClient, engine_registry
 
 
@@ -297,11 +297,12 @@ def test_only_the_sidecar_may_deliver(monkeypatch: pytest.MonkeyPatch, sidecar: 
 def test_no_sidecar_fails_fast_with_what_to_start(settings_factory: Any) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     settings = settings_factory(runtime="dapr", dapr_http_endpoint=url)
+    inbox = open_stores(settings.database_url).workflows
     for build in (
         lambda: DaprCounters.from_settings(settings, wait=0),
         lambda: DaprEventBus.from_settings(settings, wait=0),
         lambda: DaprWorkflowRuntime.from_settings(
-            settings, workflows={WORKFLOW_NAME: chat_turn}, activities={}, wait=0
+            settings, workflows={WORKFLOW_NAME: chat_turn}, activities={}, inbox=inbox, wait=0
         ),
     ):
         with pytest.raises(ConfigError) as caught:
@@ -344,7 +345,7 @@ def test_bootstrap_in_dapr_mode_wires_the_dapr_adapters(
         assert kit.backends["counters"].label == "dapr-state:statestore"
         assert kit.backends["events"].label == "dapr-pubsub:pubsub"
         assert kit.backends["workflow"].label == "dapr"
-        assert kit.runtime.decisions_in_store is False
+        assert kit.runtime.delivery is not None and kit.runtime.delivery.inbox is kit.stores.workflows
     finally:
         kit.runtime.close()
         kit.counters.close()  # type: ignore[attr-defined]
@@ -390,7 +391,7 @@ def test_the_registered_workflow_is_chat_turn_itself(tmp_path: Any) -> None:
     for runtime in (first, second):
         assert registered_function(runtime, WORKFLOW_NAME) is chat_turn
         assert sorted(engine_registry(runtime).activities) == sorted(activities)
-        assert runtime.name == "dapr" and runtime.decisions_in_store is False
+        assert runtime.name == "dapr"
     with pytest.raises(WorkflowError, match="already registered with Dapr as 'chat_turn'"):
         DaprWorkflowRuntime({"another_name": chat_turn}, {})
     first.close()
@@ -454,23 +455,6 @@ def test_workflow_states_map_to_instance_states() -> None:
     }
     terminated = instance_state(workflow_state("TERMINATED"))
     assert terminated.runtime_status == FAILED and terminated.output["status"] == "failed"
-
-
-@pytest.fixture
-def engine_kit(settings_factory: Any) -> Iterator[tuple[Kit, EngineWorkflowClient]]:
-    """A Kit on DaprWorkflowRuntime whose client is Dapr's engine in process, with the real activities."""
-    settings = settings_factory(runtime="dapr", chat_wait=0, review_timeout="1h")
-    store = open_stores(settings.database_url)
-    counters, bus, llm = FakeCounters(), FakeEventBus(), FakeReplyModel()
-    activities = TurnActivities(
-        conversations=store.conversations, reviews=store.reviews, counters=counters, model=llm
-    ).as_dict()
-    client = EngineWorkflowClient()
-    runtime = DaprWorkflowRuntime({WORKFLOW_NAME: chat_turn}, activities, client=client, settle_timeout=5)
-    client.registry = engine_registry(runtime)
-    kit = bootstrap(settings, store=store, counters=counters, bus=bus, llm=llm, runtime=runtime).start()
-    yield kit, client
-    kit.close()
 
 
 def test_a_plain_turn_completes_within_schedule(engine_kit: tuple[Kit, EngineWorkflowClient]) -> None:
@@ -538,7 +522,7 @@ def test_wait_async_returns_the_finished_turn(engine_kit: tuple[Kit, EngineWorkf
 
 def test_the_runtime_must_be_started_first() -> None:
     runtime = DaprWorkflowRuntime({WORKFLOW_NAME: chat_turn}, {})
-    with pytest.raises(WorkflowError, match="not started"):
+    with pytest.raises(BackendError, match=r"Dapr Workflow is not connected: .* Try again in a few seconds"):
         runtime.get("turn-1")
     with pytest.raises(WorkflowError, match="No workflow named 'other'"):
         runtime.schedule("other", "turn-1", {})

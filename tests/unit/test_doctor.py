@@ -95,6 +95,36 @@ def test_unresolvable_host_is_reported_as_such(settings_factory) -> None:  # typ
     assert SECRET not in report_of(settings)
 
 
+@pytest.mark.parametrize("backend", ["database", "counters", "events"])
+def test_the_running_app_says_what_the_doctor_says(settings_factory, backend: str) -> None:  # type: ignore[no-untyped-def]
+    from daca_kit.adapters.rabbitmq import PikaEventBus
+    from daca_kit.adapters.redis import RedisCounters
+    from daca_kit.adapters.sql import SqlDatabase
+    from daca_kit.errors import BackendError
+
+    port = free_port()
+    urls = {
+        "database": f"postgresql://daca:{SECRET}@127.0.0.1:{port}/daca",
+        "counters": f"redis://:{SECRET}@127.0.0.1:{port}/0",
+        "events": f"amqp://daca:{SECRET}@127.0.0.1:{port}/vh",
+    }
+    settings = settings_factory(
+        database_url=urls["database"], redis_url=urls["counters"], amqp_url=urls["events"]
+    )
+    found = {r.backend: r for r in doctor.run_checks(settings, timeout=2)}[backend]
+    use = {
+        "database": lambda: SqlDatabase(urls["database"]).ping(),
+        "counters": lambda: RedisCounters.from_url(urls["counters"]).get("ann"),
+        "events": lambda: PikaEventBus(urls["events"]).publish("messages", {"id": "e1"}),
+    }
+    with pytest.raises(BackendError) as caught:
+        use[backend]()
+    # The app says what it was doing, then the doctor's sentence; both know it is a closed port.
+    assert caught.value.problem == found.problem == PORT_CLOSED
+    assert str(caught.value).endswith(found.message)
+    assert SECRET not in str(caught.value)
+
+
 def test_main_returns_one_on_a_failure_and_prints_no_secret(settings_factory, capsys) -> None:  # type: ignore[no-untyped-def]
     settings = settings_factory(redis_url=f"redis://default:{SECRET}@127.0.0.1:{free_port()}/0")
     assert doctor.main(settings, timeout=2) == 1
@@ -249,7 +279,9 @@ def test_fallbacks_for_closed_ports(settings_factory) -> None:  # type: ignore[n
 
 def test_unreachable_default_gemini_host_names_the_setting_that_helps(settings_factory, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     # The default host stands in for one this machine cannot resolve (no test reaches the internet).
-    monkeypatch.setattr(doctor, "GEMINI_HOST", "gemini-api.invalid")
+    from daca_kit.adapters import gemini
+
+    monkeypatch.setattr(gemini, "GEMINI_HOST", "gemini-api.invalid")
     result = doctor.check_model(settings_factory(gemini_api_key="k-123456"), timeout=1)
     assert result.failed and result.setting == "GEMINI_BASE_URL"
     assert "GEMINI_BASE_URL" in result.message and "offline model" in result.message

@@ -1,6 +1,7 @@
 """The Dapr sidecar's HTTP API: where it is, whether it is ready, and one call with its errors translated.
 
     sidecar = checked_sidecar(settings)        # ConfigError naming the command to run when none answers
+    trip = DaprSidecar.from_settings(settings, timeout=3.0).check()   # `daca-kit doctor`'s round trip
     response = sidecar.request("GET", "/v1.0/state/statestore/k", what="read the count", error=CountersError)
 
 The app runs next to a sidecar, started for example with
@@ -13,9 +14,12 @@ from __future__ import annotations
 import os
 import time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import httpx
 
+from daca_kit.adapters.network import elapsed_ms, reach
+from daca_kit.core.models import RoundTrip
 from daca_kit.errors import BackendError, ConfigError
 
 if TYPE_CHECKING:
@@ -61,6 +65,7 @@ class DaprSidecar:
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.setting = setting
+        self.timeout = timeout
         headers = {"dapr-api-token": token} if token else {}
         self.client = httpx.Client(
             base_url=self.endpoint, timeout=timeout, headers=headers, transport=transport
@@ -68,12 +73,11 @@ class DaprSidecar:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, transport: httpx.BaseTransport | None = None
+        cls, settings: Settings, *, timeout: float = 5.0, transport: httpx.BaseTransport | None = None
     ) -> DaprSidecar:
         endpoint, setting = sidecar_address(settings)
-        return cls(
-            endpoint, setting=setting, token=os.environ.get("DAPR_API_TOKEN") or None, transport=transport
-        )
+        token = os.environ.get("DAPR_API_TOKEN") or None
+        return cls(endpoint, setting=setting, timeout=timeout, token=token, transport=transport)
 
     def request(
         self, method: str, path: str, *, what: str, error: type[BackendError], **kwargs: Any
@@ -111,6 +115,21 @@ class DaprSidecar:
         if 200 <= response.status_code < 300:
             return None
         return f"status {response.status_code}"
+
+    def check(self) -> RoundTrip:
+        """Opens the sidecar's port, then asks its health endpoint; BackendError with a sentence if not ready."""
+        start = time.perf_counter()
+        parts = urlsplit(self.endpoint)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 3500
+        reach(host, port, setting=self.setting, what="the Dapr sidecar (daprd)", timeout=self.timeout)
+        answer = self.probe(self.timeout)
+        if answer is not None:
+            raise BackendError(
+                f"The Dapr sidecar at {self.endpoint} is not ready ({HEALTH_PATH} answered {answer}): its "
+                "components (components/*.yaml) did not load; read daprd's log.",
+                backend="dapr",
+            )
+        return RoundTrip(elapsed_ms(start), "the Dapr sidecar is healthy.")
 
     def close(self) -> None:
         self.client.close()

@@ -5,7 +5,8 @@
 
 It registers the kit's one workflow definition (the same `chat_turn` function the local runtime runs)
 with Dapr Workflow and offers the `WorkflowRuntime` port on top of `DaprWorkflowClient`. Review
-decisions are raised as workflow events (`decisions_in_store = False`).
+decisions reach the engine through the workflow inbox: written with the decision, raised by
+`InboxDelivery` (`daca_kit.adapters.dapr.inbox`) and deleted once Dapr accepted them.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from daca_kit.adapters.dapr.inbox import InboxDelivery
 from daca_kit.adapters.dapr.sidecar import DAPR_RUN, DaprSidecar, checked_sidecar, require_sidecar
 from daca_kit.core.clock import as_utc, utcnow
 from daca_kit.core.models import COMPLETED, FAILED, RUNNING, Backend, InstanceState
+from daca_kit.core.ports import WorkflowStore
 from daca_kit.core.workflow import register_when_any
 from daca_kit.errors import BackendError, WorkflowError
 
@@ -140,9 +143,12 @@ class DaprWorkflowRuntime:
     `pending_review`), or after `settle_timeout` seconds with the turn still running. The gRPC address
     is the SDK's: DAPR_GRPC_ENDPOINT, or DAPR_RUNTIME_HOST:DAPR_GRPC_PORT (127.0.0.1:50001).
 
+    Events for instances (a review decision) come from `inbox`, the workflow inbox table: `notify`
+    wakes the delivery thread, which raises them on the engine (see `daca_kit.adapters.dapr.inbox`).
+
     Listeners (`on_change`) hear of a change when this process observes it: in `schedule`, `get`,
-    `wait`, and after `raise_event` (a short-lived thread waits for the resumed turn to finish). A
-    turn waiting for a reviewer costs no calls until the decision is raised.
+    `wait`, and after an event was raised (a short-lived thread waits for the resumed turn to finish).
+    A turn waiting for a reviewer costs no calls until the decision is raised.
 
     `client` replaces the SDK's DaprWorkflowClient (the tests pass Dapr's engine running in process);
     `start()` then opens no stream to a sidecar.
@@ -150,13 +156,13 @@ class DaprWorkflowRuntime:
 
     name = "dapr"
     backend = Backend("dapr", "dapr", "Dapr Workflow")
-    decisions_in_store = False
 
     def __init__(
         self,
         workflows: Mapping[str, Callable[..., Any]],
         activities: Mapping[str, Callable[[Any, Any], Any]],
         *,
+        inbox: WorkflowStore | None = None,
         sidecar: DaprSidecar | None = None,
         grpc_host: str | None = None,
         grpc_port: str | None = None,
@@ -191,6 +197,7 @@ class DaprWorkflowRuntime:
         self._seen: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
         self._seen_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="dapr-workflow-wait")
+        self.delivery = InboxDelivery(inbox, raise_event=self.deliver) if inbox is not None else None
         self._started = False
         self._closing = False
 
@@ -201,10 +208,12 @@ class DaprWorkflowRuntime:
         *,
         workflows: Mapping[str, Callable[..., Any]],
         activities: Mapping[str, Callable[[Any, Any], Any]],
+        inbox: WorkflowStore,
         wait: float | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> DaprWorkflowRuntime:
-        return cls(workflows, activities, sidecar=checked_sidecar(settings, wait=wait, transport=transport))
+        sidecar = checked_sidecar(settings, wait=wait, transport=transport)
+        return cls(workflows, activities, inbox=inbox, sidecar=sidecar)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -213,6 +222,7 @@ class DaprWorkflowRuntime:
             return
         if self._given_client is not None:
             self._client, self._started = self._given_client, True
+            self._start_delivery()
             return
         if self.sidecar is not None:
             require_sidecar(self.sidecar, wait=0)
@@ -244,9 +254,16 @@ class DaprWorkflowRuntime:
             host=self.grpc_host, port=self.grpc_port, logger_options=_sdk_logging()
         )
         self._started = True
+        self._start_delivery()
+
+    def _start_delivery(self) -> None:
+        if self.delivery is not None:
+            self.delivery.start()
 
     def close(self) -> None:
         self._closing = True
+        if self.delivery is not None:
+            self.delivery.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._client is not None:  # closing its channel cancels the waits still running in the pool
             self._client.close()
@@ -287,14 +304,33 @@ class DaprWorkflowRuntime:
         ws = self._call("read the chat turn", client.get_workflow_state, instance_id, fetch_payloads=True)
         return self._observe(ws)
 
-    def raise_event(self, instance_id: str, name: str, payload: Any) -> None:
-        """Raises the event on the instance; a background wait then reports the resumed turn's end."""
-        client = self._require_client()
-        self._call("resume the chat turn", client.raise_workflow_event, instance_id, name, data=payload)
-        self.notify(instance_id)
-
     def notify(self, instance_id: str) -> None:
-        """Watches the instance (in a thread) until it ends or `watch_timeout`, telling the listeners."""
+        """Has the delivery thread raise the events just written to the inbox (see `deliver`)."""
+        if self.delivery is not None:
+            self.delivery.wake()
+
+    def deliver(self, event: dict[str, Any]) -> None:
+        """Raises one inbox event on its instance; a background wait then reports the resumed turn's end.
+
+        Raises BackendError while the engine cannot take it (the event stays in the inbox); an event
+        for an instance that is gone or has ended is dropped, since nothing waits for it any more.
+        """
+        client = self._require_client()
+        instance_id = event["instance_id"]
+        try:
+            self._call(
+                "resume the chat turn",
+                client.raise_workflow_event,
+                instance_id,
+                event["name"],
+                data=event["payload"],
+            )
+        except BackendError:
+            state = self.get(instance_id)  # BackendError too while the sidecar is down: retried
+            if state is not None and not state.is_terminal:
+                raise
+            log.info("dropped event %s for workflow %s: the turn has ended", event["name"], instance_id)
+            return
         try:
             self._pool.submit(self._watch, instance_id)
         except RuntimeError:  # closed
@@ -323,9 +359,19 @@ class DaprWorkflowRuntime:
         return await loop.run_in_executor(self._pool, self.wait, instance_id, timeout)
 
     # -- internals -------------------------------------------------------------------------------
+    def ping(self) -> None:
+        """BackendError until the work-item stream to the engine is open (see `start`)."""
+        self._require_client()
+
     def _require_client(self) -> Any:
         if self._client is None:
-            raise WorkflowError("The Dapr workflow runtime is not started: call start() (Kit.start() does)")
+            # The app opens the stream once it listens (daprd may wait for the app's port first).
+            raise BackendError(
+                f"Dapr Workflow is not connected: the work-item stream to {self.grpc_address} "
+                "(DAPR_GRPC_PORT) is not open yet. Try again in a few seconds; if this lasts, the app's "
+                "log says why the workflow runtime did not start.",
+                backend="workflow",
+            )
         return self._client
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -336,7 +382,7 @@ class DaprWorkflowRuntime:
         except grpc.RpcError as exc:
             code = exc.code() if callable(getattr(exc, "code", None)) else None
             details = exc.details() if callable(getattr(exc, "details", None)) else str(exc)
-            if details and "no such instance exists" in details:
+            if code == grpc.StatusCode.NOT_FOUND or (details and "no such instance exists" in details):
                 return None
             raise BackendError(
                 f"Could not {what}: the Dapr workflow API at {self.grpc_address} (DAPR_GRPC_PORT) answered "

@@ -4,8 +4,8 @@
     stores.conversations.store_turn(...); stores.reviews.decide_review(...)
     counters = SqlCounters(stores.database)       # the embedded analytics counters
 
-`database` holds the engine and its transactions; `conversations`, `reviews`, `outbox` and `workflows`
-implement the core's store ports on it; `tables` declares the tables (SQLModel).
+`database` holds the engine and its transactions; `conversations`, `reviews`, `outbox`, `workflows` and
+`keys` implement the core's store ports on it; `tables` declares the tables (SQLModel).
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from daca_kit.adapters.sql.database import (
     backend_kind,
     describe_url,
     normalize_url,
+    server_address,
 )
+from daca_kit.adapters.sql.keys import SqlKeys
 from daca_kit.adapters.sql.outbox import SqlOutbox
 from daca_kit.adapters.sql.reviews import SqlReviews
 from daca_kit.adapters.sql.workflows import SqlWorkflowStore
@@ -28,6 +30,7 @@ __all__ = [
     "SqlConversations",
     "SqlCounters",
     "SqlDatabase",
+    "SqlKeys",
     "SqlOutbox",
     "SqlReviews",
     "SqlWorkflowStore",
@@ -35,6 +38,7 @@ __all__ = [
     "describe_url",
     "normalize_url",
     "open_stores",
+    "server_address",
 ]
 
 
@@ -51,4 +55,5 @@ def open_stores(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Stores:
         reviews=SqlReviews(db, outbox, workflows),
         outbox=outbox,
         workflows=workflows,
+        keys=SqlKeys(db),
     )

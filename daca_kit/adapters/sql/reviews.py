@@ -112,6 +112,11 @@ class SqlReviews:
             )
             if row is None:
                 raise NotFound(f"No review with id '{instance_id}'.")
+            if row["status"] == "timed_out":
+                raise AlreadyDecided(
+                    f"Review '{instance_id}' timed out before this decision: the turn was answered that "
+                    "no reviewer decided in time, and the user can send the message again."
+                )
             if row["status"] != "pending":
                 raise AlreadyDecided(f"Review '{instance_id}' was already decided ({row['status']}).")
             edited = bool(approved and reply is not None and reply.strip() and reply != row["proposed_reply"])
@@ -139,11 +144,24 @@ class SqlReviews:
 
         return dict(self.db.run(work, what="record the review decision"))
 
-    def close_review(self, instance_id: str, status: str, decided_at: datetime) -> None:
-        """Marks a still-pending review as ended without a decision (e.g. `timed_out`)."""
-        stmt = (
-            update(review_t)
-            .where(review_t.c.instance_id == instance_id, review_t.c.status == "pending")
-            .values(status=status, decided_at=decided_at, decided_by="system")
-        )
-        self.db.run(lambda c: c.execute(stmt), what="close the review")
+    def close_review(self, instance_id: str, status: str, decided_at: datetime) -> dict[str, Any] | None:
+        """Ends a still-pending review without a decision (e.g. `timed_out`); None once it is closed so.
+
+        Returns the review as a reviewer decided it when a decision got there first (the decision stands).
+        """
+
+        def work(conn: Connection) -> dict[str, Any] | None:
+            closed = conn.execute(
+                update(review_t)
+                .where(review_t.c.instance_id == instance_id, review_t.c.status == "pending")
+                .values(status=status, decided_at=decided_at, decided_by="system")
+            )
+            if closed.rowcount == 1:
+                return None
+            row = (
+                conn.execute(select(review_t).where(review_t.c.instance_id == instance_id)).mappings().first()
+            )
+            # Closed with this status before (a replay after a crash), or never created: nothing stands.
+            return dict(row) if row is not None and row["status"] != status else None
+
+        return self.db.run(work, what="close the review")  # type: ignore[no-any-return]

@@ -103,6 +103,16 @@ class ProcessedEvent(SQLModel, table=True):
     processed_at: datetime
 
 
+class AppKey(SQLModel, table=True):
+    """A secret generated once and shared by every process (the reviewer session signing key)."""
+
+    __tablename__ = "app_key"
+
+    name: str = Field(primary_key=True, max_length=64)
+    value: str = Field(sa_column=Column(Text, nullable=False), repr=False)
+    created_at: datetime
+
+
 conversation_t = Conversation.__table__  # type: ignore[attr-defined]
 review_t = Review.__table__  # type: ignore[attr-defined]
 outbox_t = OutboxEvent.__table__  # type: ignore[attr-defined]
@@ -110,3 +120,4 @@ instance_t = WorkflowInstance.__table__  # type: ignore[attr-defined]
 wfevent_t = WorkflowEvent.__table__  # type: ignore[attr-defined]
 counter_t = MessageCounter.__table__  # type: ignore[attr-defined]
 processed_t = ProcessedEvent.__table__  # type: ignore[attr-defined]
+key_t = AppKey.__table__  # type: ignore[attr-defined]

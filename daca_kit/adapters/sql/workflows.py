@@ -1,5 +1,6 @@
 """The local workflow runtime's state on SQL: instances with their replay history, and an inbox of raised
-events per instance, consumed in the transaction that saves the history.
+events per instance, consumed in the transaction that saves the history (on Dapr, raised on the engine
+and then deleted: `daca_kit.adapters.dapr.inbox`).
 
     workflows = SqlWorkflowStore(db)
     workflows.save(state.to_row(), expected_version=3, consumed_events=[17])   # False: someone else won
@@ -52,6 +53,17 @@ class SqlWorkflowStore:
         rows = self.db.run(lambda c: c.execute(query).mappings().all(), what="read workflow events")
         return [{**r, "payload": json.loads(r["payload"])} for r in rows]
 
+    def pending_events(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Events of any instance not yet consumed or delivered, oldest first."""
+        query = select(wfevent_t).order_by(wfevent_t.c.id).limit(limit)
+        rows = self.db.read(lambda c: c.execute(query).mappings().all(), what="read workflow events")
+        return [{**r, "payload": json.loads(r["payload"])} for r in rows]
+
+    def delete_events(self, ids: list[int]) -> None:
+        if ids:
+            stmt = delete(wfevent_t).where(wfevent_t.c.id.in_(ids))
+            self.db.run(lambda c: c.execute(stmt), what="delete delivered workflow events")
+
     def add(
         self, conn: Connection, instance_id: str, name: str, payload: dict[str, Any], at: datetime
     ) -> None:
@@ -72,7 +84,8 @@ class SqlWorkflowStore:
     ) -> bool:
         """Inserts (expected_version None) or updates an instance if nobody else saved it meanwhile.
 
-        Consumed events are deleted in the same transaction. Returns False on a lost race.
+        Consumed events are deleted in the same transaction (all of them once the instance ended).
+        Returns False on a lost race.
         """
         values = {k: state[k] for k in SAVED_COLUMNS}
 
@@ -94,7 +107,9 @@ class SqlWorkflowStore:
                 )
                 if result.rowcount != 1:
                     return False
-            if consumed_events:
+            if state["runtime_status"] != "RUNNING":  # an ended instance reads no more events
+                conn.execute(delete(wfevent_t).where(wfevent_t.c.instance_id == state["instance_id"]))
+            elif consumed_events:
                 conn.execute(delete(wfevent_t).where(wfevent_t.c.id.in_(consumed_events)))
             return True
 

@@ -1,6 +1,6 @@
 """The REST API (FastAPI), one router module per resource, compatible with the tutorial's curl calls.
 
-    api = create_api(kit, auth=Auth.from_settings(kit.settings))
+    api = create_api(kit, auth=Auth.from_settings(kit.settings, kit.stores.keys))
     uvicorn.run(api, port=7860)            # daca_kit.web.server mounts the Gradio UI on the same app
 
 chat, conversations, analytics, reviews and system hold the routes; schemas their bodies (shown at
@@ -30,7 +30,7 @@ def create_api(kit: Kit, *, auth: Auth | None = None) -> FastAPI:
         version="0.1.0",
     )
     app.state.kit = kit
-    app.state.auth = auth or Auth.from_settings(kit.settings)
+    app.state.auth = auth or Auth.from_settings(kit.settings, kit.stores.keys)
     install_error_handlers(app)
     for module in (chat, conversations, analytics, reviews, system):
         app.include_router(module.router)

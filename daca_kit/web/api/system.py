@@ -13,7 +13,7 @@ from daca_kit.web.api.schemas import Health, Usage
 router = APIRouter(tags=["system"])
 
 
-@router.get("/health", response_model=Health)
+@router.get("/health", response_model=Health, response_model_exclude_none=True)
 async def health(kit: KitDep) -> dict[str, Any]:
     report = await run_in_threadpool(kit.health)
     return {**report, "runtime": kit.settings.runtime}

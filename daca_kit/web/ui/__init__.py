@@ -4,16 +4,18 @@
 
 One module per tab, each with the handlers behind its events and a view that lays out its components
 and wires them: chat, review, usage. build_blocks composes them; the pieces they share are watch (which
-turns ended), reviewers (login tokens), conversation (a chat session and how it is shown), handlers
+turns ended), reviewers (who is signed in), conversation (a chat session and how it is shown), handlers
 (errors as sentences, private events) and text (times and waits). The UI imports core, settings,
 errors and web.auth, never an adapter or ops.
 
 Chat is open to anyone; a held reply appears by itself once a reviewer decides (a `gr.Timer` reads
 the turn only after the runtime reported that it ended, so a pending review costs no backend calls).
-Review needs the reviewer password: login issues a token kept server-side in the session's `gr.State`,
-and every review function checks it, so calling those functions through Gradio's HTTP API without
-logging in is refused (they are also left out of the API docs). The Usage tab reads the same token to
-show each user's count. No secret setting is ever displayed.
+Review needs a reviewer: a name and password (throttled per account and client, like REST) issue a
+signed, expiring session token that the browser keeps (`gr.BrowserState`: it survives a reload and a
+restart), or, when DACA_REVIEWERS lists Hugging Face usernames, "Sign in with Hugging Face" (Gradio's
+OAuth; a local mock outside a Space). Every review function checks one or the other, so calling those
+functions through Gradio's HTTP API without signing in is refused (they are also left out of the API
+docs). The Usage tab reads the same sign-in to show each user's count. No secret setting is displayed.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import gradio as gr
 from fastapi import FastAPI
 
 from daca_kit.core.kit import Kit
+from daca_kit.errors import ConfigError
 from daca_kit.web.auth import Auth
 from daca_kit.web.ui.chat import ChatHandlers, ChatView
 from daca_kit.web.ui.review import ReviewHandlers, ReviewView
@@ -49,10 +52,12 @@ def build_blocks(kit: Kit, auth: Auth) -> gr.Blocks:
         )
         for warning in kit.warnings():
             gr.Markdown(f"ℹ {warning}", elem_classes=["daca-note"])
-        token = gr.State(None)  # the reviewer's login token: Review sets it, Usage reads it
+        # The reviewer's signed session token, kept in the browser: Review sets it, Usage reads it. Gradio's
+        # `secret` only obscures it in localStorage (the page carries it); the token's signature protects it.
+        token = gr.BrowserState(None, storage_key="daca-kit-reviewer", secret="daca-kit-reviewer-v1")
         with gr.Tabs():
             chat = ChatView()
-            review = ReviewView()
+            review = ReviewView(password=auth.password_signin, huggingface=auth.hf_signin)
             usage = UsageView()
         # Events after the layout: gr.api adds its (hidden) components where it is called.
         chat.wire(blocks, ChatHandlers(kit, watch))
@@ -63,7 +68,21 @@ def build_blocks(kit: Kit, auth: Auth) -> gr.Blocks:
 
 def mount_ui(api: FastAPI, kit: Kit, auth: Auth) -> FastAPI:
     """Mounts the UI at "/" on `api`, whose REST routes are already declared (Gradio needs them first)."""
-    blocks = build_blocks(kit, auth)
+    try:
+        return _mount(api, build_blocks(kit, auth))
+    except Exception as exc:
+        if not auth.hf_signin or kit.settings.on_space:
+            raise
+        # Outside a Space, Gradio's sign-in mock asks the Hub, as the UI is built, whom this machine's token
+        # names.
+        raise ConfigError(
+            "DACA_REVIEWERS names Hugging Face users, and outside a Space Gradio's local sign-in mock needs "
+            "this machine logged in to Hugging Face (HF_TOKEN, or `hf auth login`) and able to reach it "
+            f"({type(exc).__name__}): give the reviewers password hashes instead (daca-kit reviewer-hash)"
+        ) from exc
+
+
+def _mount(api: FastAPI, blocks: gr.Blocks) -> FastAPI:
     return gr.mount_gradio_app(
         api,
         blocks,

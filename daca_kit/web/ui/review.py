@@ -1,16 +1,20 @@
-"""The Review tab: reviewers log in, read the pending messages oldest first, and approve, edit or reject.
+"""The Review tab: reviewers sign in, read the pending messages oldest first, and approve, edit or reject.
 
-    view = ReviewView()                                        # inside the caller's gr.Tabs
-    view.wire(token, ReviewHandlers(kit, watch, sessions))     # token: the gr.State Usage reads too
+    view = ReviewView(password=True, huggingface=False)        # inside the caller's gr.Tabs
+    view.wire(token, ReviewHandlers(kit, watch, sessions))     # token: the gr.BrowserState Usage reads too
 
-Login puts a token in the session's server-side `token` state, and every function here checks it,
-since Gradio's HTTP API reaches private functions too. The lists are re-read only when `TurnWatch`
+A reviewer signs in with a name and password, which puts a signed session token in the browser's
+`token` state (it survives a reload and a restart), or with Hugging Face (a `gr.LoginButton`, when
+DACA_REVIEWERS lists Hugging Face usernames), which Gradio keeps in its session cookie. Every function
+here checks one or the other, since Gradio's HTTP API reaches private functions too; each decision is
+recorded under the reviewer's name. The lists are re-read only when `TurnWatch`
 saw a change (or every 30 seconds, for changes made by another process).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -18,7 +22,6 @@ import pandas as pd
 
 from daca_kit.core.kit import Kit
 from daca_kit.errors import AlreadyDecided, InputError, NotFound
-from daca_kit.web.auth import REVIEWER
 from daca_kit.web.ui.conversation import history_messages
 from daca_kit.web.ui.handlers import PRIVATE, readable_errors
 from daca_kit.web.ui.reviewers import ReviewerSessions
@@ -41,11 +44,6 @@ def _table(columns: list[str], label: str, elem_id: str) -> gr.Dataframe:
         label=label,
         elem_id=elem_id,
     )
-
-
-def _client_host(request: gr.Request | None) -> str:
-    client = getattr(request, "client", None)
-    return str(getattr(client, "host", None) or "unknown")
 
 
 class ReviewHandlers:
@@ -103,18 +101,11 @@ class ReviewHandlers:
             pd.DataFrame(audit, columns=AUDIT_COLUMNS),
         )
 
-    @readable_errors
-    def review_login(self, password: str, request: gr.Request) -> tuple[Any, ...]:
-        host = _client_host(request)
-        if self.sessions.blocked(host):
-            gr.Warning("Too many wrong passwords from this address: wait a few minutes and try again.")
-            return (None, "", *(gr.skip() for _ in range(6)))
-        token = self.sessions.login(password, host)
-        if token is None:
-            gr.Warning("Wrong reviewer password.", duration=5)
-            return (None, "", *(gr.skip() for _ in range(6)))
+    def _signed_in(self, who: tuple[str, str], token: Any) -> tuple[Any, ...]:
+        """The outputs of a sign-in: token, password box, the two columns, tables, timer, who, log out."""
         state: dict[str, Any] = {}
         pending, audit = self._tables(state)
+        name, how = who
         return (
             token,
             "",
@@ -124,11 +115,34 @@ class ReviewHandlers:
             audit,
             state,
             gr.Timer(active=True),
+            f"Signed in as **{name}** ({how}). Your decisions are recorded under this name.",
+            gr.Button(visible=how == "password"),  # Hugging Face users log out with its button
         )
 
     @readable_errors
+    def review_login(self, name: str, password: str, request: gr.Request) -> tuple[Any, ...]:
+        token, refused = self.sessions.sign_in(name, password, request)
+        if token is None:
+            gr.Warning(refused or "", duration=5)
+            return (None, "", *(gr.skip() for _ in range(8)))
+        who = self.sessions.reviewer(token)
+        assert who is not None  # a token just issued
+        return self._signed_in(who, token)
+
+    @readable_errors
+    def review_enter(self, token: Any, profile: gr.OAuthProfile | None) -> tuple[Any, ...]:
+        """Opening the tab: a reviewer who signed in before (token or Hugging Face) sees the lists at once."""
+        who = self.sessions.reviewer(token, profile)
+        if who is not None:
+            return self._signed_in(who, gr.skip())
+        refused = self.sessions.not_listed(profile)
+        if refused:
+            gr.Warning(refused, duration=8)
+        # A token that no longer verifies (expired, or a changed password) is dropped.
+        return (None if token is not None else gr.skip(), *(gr.skip() for _ in range(9)))
+
+    @readable_errors
     def review_logout(self, token: Any) -> tuple[Any, ...]:
-        self.sessions.logout(token)
         empty_p, empty_a = pd.DataFrame([], columns=PENDING_COLUMNS), pd.DataFrame([], columns=AUDIT_COLUMNS)
         return (
             None,
@@ -143,18 +157,26 @@ class ReviewHandlers:
         )
 
     @readable_errors
-    def review_tick(self, token: Any, state: dict[str, Any] | None) -> tuple[Any, ...]:
-        if token is not None and not self.sessions.valid(token):
+    def review_tick(
+        self, token: Any, state: dict[str, Any] | None, profile: gr.OAuthProfile | None
+    ) -> tuple[Any, ...]:
+        if token is not None and not self.sessions.valid(token, profile):
             gr.Warning("Your reviewer session ended: log in again.")
             return self.review_logout(token)[:7]
-        self.sessions.require(token)
+        self.sessions.require(token, profile)
         state = state if isinstance(state, dict) else {}
         pending, audit = self._tables(state)
         return (gr.skip(), gr.skip(), gr.skip(), pending, audit, state, gr.skip())
 
     @readable_errors
-    def review_select(self, token: Any, state: dict[str, Any] | None, evt: gr.SelectData) -> tuple[Any, ...]:
-        self.sessions.require(token)
+    def review_select(
+        self,
+        token: Any,
+        state: dict[str, Any] | None,
+        evt: gr.SelectData,
+        profile: gr.OAuthProfile | None,
+    ) -> tuple[Any, ...]:
+        self.sessions.require(token, profile)
         rows = (state or {}).get("rows") or []
         index = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
         if not isinstance(index, int) or not 0 <= index < len(rows):
@@ -187,8 +209,9 @@ class ReviewHandlers:
         reply: str,
         reason: str,
         state: dict[str, Any] | None,
+        profile: gr.OAuthProfile | None,
     ) -> tuple[Any, ...]:
-        self.sessions.require(token)
+        reviewer = self.sessions.require(token, profile)
         state = state if isinstance(state, dict) else {}
         if not instance_id:
             gr.Warning("Select a message in the table first.")
@@ -205,7 +228,7 @@ class ReviewHandlers:
                 approved=approved,
                 reply=edited,
                 reason=(reason or "").strip() or None,
-                reviewer=REVIEWER,
+                reviewer=reviewer,
             )
         except AlreadyDecided:
             gr.Warning("Already decided: another reviewer answered this message first.")
@@ -225,44 +248,70 @@ class ReviewHandlers:
         pending, audit = self._tables(state)
         return (None, gr.Column(visible=False), "", "", pending, audit, state)
 
-    @readable_errors
-    def review_approve(
-        self, token: Any, instance_id: Any, reply: str, reason: str, state: dict[str, Any] | None
-    ) -> tuple[Any, ...]:
-        return self.review_decide(True, token, instance_id, reply, reason, state)
+    def decider(self, approved: bool) -> Callable[..., tuple[Any, ...]]:
+        """The Approve (True) or Reject button's function, named review_approve or review_reject."""
 
-    @readable_errors
-    def review_reject(
-        self, token: Any, instance_id: Any, reply: str, reason: str, state: dict[str, Any] | None
-    ) -> tuple[Any, ...]:
-        return self.review_decide(False, token, instance_id, reply, reason, state)
+        def decide(
+            token: Any,
+            instance_id: Any,
+            reply: str,
+            reason: str,
+            state: dict[str, Any] | None,
+            profile: gr.OAuthProfile | None,
+        ) -> tuple[Any, ...]:
+            return self.review_decide(approved, token, instance_id, reply, reason, state, profile)
+
+        decide.__name__ = decide.__qualname__ = "review_approve" if approved else "review_reject"
+        return readable_errors(decide)
 
 
 class ReviewView:
     """The Review tab's components, laid out on construction; `wire` connects them to the handlers.
 
-    with gr.Tabs(): view = ReviewView()
+    with gr.Tabs(): view = ReviewView(password=True, huggingface=False)
     view.wire(token, handlers)
+
+    `huggingface` adds Gradio's "Sign in with Hugging Face" button (only then does Gradio install its
+    OAuth routes); `password` the name and password form.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, password: bool = True, huggingface: bool = False) -> None:
         """Adds the tab and its components to the gr.Tabs being built."""
-        with gr.Tab("Review", id="review"):
+        with gr.Tab("Review", id="review") as self.tab:
+            if huggingface:
+                gr.LoginButton(elem_id="review-hf-login")
             with gr.Column(visible=True) as self.login_box:
-                gr.Markdown("Reviewers only: log in as user `reviewer` with `DACA_REVIEWER_PASSWORD`.")
-                self.password = gr.Textbox(
-                    label="Reviewer password", type="password", max_lines=1, elem_id="review-password"
+                gr.Markdown(
+                    "Reviewers only: sign in with your reviewer name and password "
+                    "(leave the name empty for `reviewer`, whose password is `DACA_REVIEWER_PASSWORD`)."
+                    if password
+                    else "Reviewers only: sign in with Hugging Face (the usernames listed in `DACA_REVIEWERS`)."
                 )
-                self.login_btn = gr.Button("Log in", variant="primary", elem_id="review-login")
+                self.name = gr.Textbox(
+                    label="Reviewer name",
+                    placeholder="reviewer",
+                    max_lines=1,
+                    elem_id="review-name",
+                    visible=password,
+                )
+                self.password = gr.Textbox(
+                    label="Password",
+                    type="password",
+                    max_lines=1,
+                    elem_id="review-password",
+                    visible=password,
+                )
+                self.login_btn = gr.Button(
+                    "Log in", variant="primary", elem_id="review-login", visible=password
+                )
             with gr.Column(visible=False) as self.review_box:
                 self.state = gr.State({})
                 self.selected = gr.State(None)
                 self.timer = gr.Timer(REVIEW_TICK, active=False)
                 with gr.Row():
-                    gr.Markdown(
-                        "### Waiting for a decision (oldest first)\nClick a row to read it and decide."
-                    )
+                    self.who = gr.Markdown(elem_id="review-who")
                     self.logout_btn = gr.Button("Log out", size="sm", scale=0)
+                gr.Markdown("### Waiting for a decision (oldest first)\nClick a row to read it and decide.")
                 self.pending_df = _table(PENDING_COLUMNS, "Pending reviews", "review-pending")
                 with gr.Column(visible=False) as self.detail_box:
                     self.detail_md = gr.Markdown()
@@ -293,17 +342,28 @@ class ReviewView:
                 gr.Markdown("### Decisions (audit trail, newest first)")
                 self.audit_df = _table(AUDIT_COLUMNS, "Decided reviews", "review-audit")
 
-    def wire(self, token: gr.State, handlers: ReviewHandlers) -> None:
+    def wire(self, token: gr.BrowserState, handlers: ReviewHandlers) -> None:
         """The tab's events; all but login and logout check the login token server-side."""
         tables = [self.pending_df, self.audit_df, self.state]
+        signed_in = [
+            token,
+            self.password,
+            self.login_box,
+            self.review_box,
+            *tables,
+            self.timer,
+            self.who,
+            self.logout_btn,
+        ]
         gr.on(
             [self.login_btn.click, self.password.submit],
             handlers.review_login,
-            inputs=[self.password],
-            outputs=[token, self.password, self.login_box, self.review_box, *tables, self.timer],
+            inputs=[self.name, self.password],
+            outputs=signed_in,
             concurrency_limit=4,
             **PRIVATE,
         )
+        self.tab.select(handlers.review_enter, inputs=[token], outputs=signed_in, **PRIVATE)
         self.logout_btn.click(
             handlers.review_logout,
             inputs=[token],
@@ -344,7 +404,7 @@ class ReviewView:
         decide_inputs = [token, self.selected, self.reply_edit, self.reason_box, self.state]
         decide_outputs = [self.selected, self.detail_box, self.detail_md, self.reason_box, *tables]
         for button, decide in (
-            (self.approve_btn, handlers.review_approve),
-            (self.reject_btn, handlers.review_reject),
+            (self.approve_btn, handlers.decider(True)),
+            (self.reject_btn, handlers.decider(False)),
         ):
             button.click(decide, inputs=decide_inputs, outputs=decide_outputs, concurrency_limit=4, **PRIVATE)

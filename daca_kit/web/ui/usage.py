@@ -1,9 +1,9 @@
 """The Usage tab: where each part runs, and the free-tier meter (the same numbers as `GET /usage`).
 
     view = UsageView()                               # inside the caller's gr.Tabs
-    view.wire(token, UsageHandlers(kit, sessions))   # token: the Review tab's login state
+    view.wire(token, UsageHandlers(kit, sessions))   # token: the Review tab's session token
 
-Anyone sees the totals; the count of each user needs the reviewer login of the Review tab.
+Anyone sees the totals; the count of each user needs a reviewer signed in on the Review tab.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ METER_COLUMNS = [
 class UsageHandlers:
     """The function behind the Usage tab.
 
-    backends, meter, chart, note, counts_md, counts_df = UsageHandlers(kit, sessions).usage(token)
+    backends, meter, chart, note, counts_md, counts_df = UsageHandlers(kit, sessions).usage(token, profile)
     """
 
     def __init__(self, kit: Kit, sessions: ReviewerSessions) -> None:
@@ -51,7 +51,7 @@ class UsageHandlers:
         self.sessions = sessions
 
     @readable_errors
-    def usage(self, token: Any) -> tuple[Any, ...]:
+    def usage(self, token: Any, profile: gr.OAuthProfile | None) -> tuple[Any, ...]:
         backends = self.kit.backends
         backend_table = pd.DataFrame(
             [[name, backends[key].description] for key, name in PARTS.items()],
@@ -95,7 +95,7 @@ class UsageHandlers:
         else:
             total = sum(counts.values())
             counts_md = f"{len(counts)} user(s) have sent {total} message(s)."
-            if self.sessions.valid(token):
+            if self.sessions.valid(token, profile):
                 ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
                 counts_df = pd.DataFrame([[u, c] for u, c in ordered], columns=["User", "Messages"])
             else:
@@ -107,7 +107,7 @@ class UsageHandlers:
             chart,
             note,
             counts_md,
-            gr.Dataframe(value=counts_df, visible=self.sessions.valid(token)),
+            gr.Dataframe(value=counts_df, visible=self.sessions.valid(token, profile)),
         )
 
 
@@ -155,7 +155,7 @@ class UsageView:
             )
             self.refresh_btn = gr.Button("Refresh", size="sm")
 
-    def wire(self, token: gr.State, handlers: UsageHandlers) -> None:
+    def wire(self, token: gr.BrowserState, handlers: UsageHandlers) -> None:
         """Reads the meter when the tab opens and on Refresh."""
         gr.on(
             [self.tab.select, self.refresh_btn.click],
