@@ -44,6 +44,13 @@ def echo(sock: socket.socket, data: bytes = b"ping") -> bytes:
     return sock.recv(4096)
 
 
+def forwarding(proxy: TcpProxy) -> socket.socket:
+    """A new connection through the proxy, checked to reach the echo server."""
+    sock = connect(proxy)
+    assert echo(sock) == b"ping"
+    return sock
+
+
 def dropped(sock: socket.socket) -> bool:
     """True when the connection was closed or reset under the client (it sees EOF or an error)."""
     try:
@@ -53,20 +60,17 @@ def dropped(sock: socket.socket) -> bool:
 
 
 def test_refuse_closes_the_port_and_drops_live_connections(proxy: TcpProxy) -> None:
-    live = connect(proxy)
-    assert echo(live) == b"ping"
+    live = forwarding(proxy)
     proxy.cut("refuse")
     with pytest.raises(ConnectionRefusedError):
         connect(proxy)
     assert dropped(live)
     proxy.restore()
-    with connect(proxy) as again:
-        assert echo(again) == b"ping"
+    forwarding(proxy).close()
 
 
 def test_blackhole_accepts_and_never_answers_live_or_new(proxy: TcpProxy) -> None:
-    live = connect(proxy)
-    assert echo(live) == b"ping"
+    live = forwarding(proxy)
     proxy.cut("blackhole")
     with pytest.raises(TimeoutError):
         echo(live)  # a live connection goes silent, it is not reset
@@ -82,8 +86,7 @@ def test_blackhole_accepts_and_never_answers_live_or_new(proxy: TcpProxy) -> Non
 
 
 def test_reset_drops_each_connection_at_its_next_request(proxy: TcpProxy) -> None:
-    live = connect(proxy)
-    assert echo(live) == b"ping"
+    live = forwarding(proxy)
     proxy.cut("reset")
     time.sleep(0.3)
     live.sendall(b"mid-request")  # the request goes out; the answer never comes: the connection is reset
@@ -94,5 +97,4 @@ def test_reset_drops_each_connection_at_its_next_request(proxy: TcpProxy) -> Non
     with pytest.raises(ConnectionResetError):
         new.recv(4096)
     proxy.restore()
-    with connect(proxy) as again:
-        assert echo(again) == b"ping"
+    forwarding(proxy).close()

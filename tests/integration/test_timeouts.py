@@ -20,6 +20,11 @@ pytestmark = pytest.mark.integration
 
 DB_PASSWORD = "pw-SECRET-5b0e"  # the local server trusts loopback, so any password connects
 TOKEN = "upstash-SECRET-token-77"
+WORDS = {  # what the sentence says, per cut
+    "refuse": "closed from this host (the connection was refused)",
+    "blackhole": "did not answer within 2 s (DACA_DB_TIMEOUT)",
+    "reset": "dropped the connection",
+}
 
 
 def seconds(call: object) -> tuple[float, BaseException | None]:
@@ -53,10 +58,9 @@ def test_database_fails_within_its_timeout_then_fast_then_recovers(
         assert isinstance(error, BackendError), error
         assert took < 2.0 + 0.5
         message = str(error)
-        assert message.startswith("The database could not read: it ")
+        assert message.startswith("The database could not read: ")
         assert "DATABASE_URL" in message and DB_PASSWORD not in message
-        if mode == "blackhole":
-            assert "did not answer within 2 s (DACA_DB_TIMEOUT)" in message
+        assert WORDS[mode] in message, message
         took, again = seconds(lambda: db.run(lambda c: c.exec_driver_sql("SELECT 1").scalar(), what="write"))
         assert isinstance(again, BackendError) and took < 0.2  # fails fast while the database is down
         pg_proxy.restore()
@@ -93,17 +97,18 @@ def upstash_counters(redis_url: str) -> Iterator[tuple[UpstashCounters, TcpProxy
 
 
 @pytest.mark.parametrize(
-    ("backend", "setting"), [("redis", "REDIS_URL"), ("upstash", "UPSTASH_REDIS_REST_URL")]
+    ("backend", "setting", "attempts"),
+    [("redis", "REDIS_URL", 1), ("upstash", "UPSTASH_REDIS_REST_URL", 2)],  # Upstash's SDK retries once
 )
-def test_counters_that_stop_answering_fail_within_two_timeouts(
-    request: pytest.FixtureRequest, backend: str, setting: str
+def test_counters_that_stop_answering_fail_within_their_timeout(
+    request: pytest.FixtureRequest, backend: str, setting: str, attempts: int
 ) -> None:
     counters, proxy = request.getfixturevalue(f"{backend}_counters")
     counters.set("ann", 4)  # a pooled connection, which the blackhole stalls
     proxy.cut("blackhole")
     took, error = seconds(lambda: counters.get("ann"))
     assert isinstance(error, CountersError), error
-    assert took < 2 * 1.0 + 0.5  # one attempt for Redis; Upstash's SDK retries once
+    assert took < attempts * 1.0 + 0.5  # redis-py retries a dropped connection, not a timeout
     assert setting in str(error) and TOKEN not in str(error)
     proxy.restore()
     time.sleep(counters.cooldown)
