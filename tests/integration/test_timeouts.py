@@ -64,7 +64,7 @@ def test_database_fails_within_its_timeout_then_fast_then_recovers(
         took, again = seconds(lambda: db.run(lambda c: c.exec_driver_sql("SELECT 1").scalar(), what="write"))
         assert isinstance(again, BackendError) and took < 0.2  # fails fast while the database is down
         pg_proxy.restore()
-        time.sleep(db.cooldown)
+        time.sleep(db.outage.cooldown)
         assert db.run(lambda c: c.exec_driver_sql("SELECT 2").scalar(), what="answer") == 2
     finally:
         pg_proxy.restore()

@@ -14,7 +14,7 @@ login and a missing database or permission apart (`problem`); `check` is `daca-k
 A database that stops answering fails each call within `timeout` seconds (DACA_DB_TIMEOUT): connecting
 (psycopg's `connect_timeout`, unless DATABASE_URL sets its own), waiting for a pool slot, and every
 transaction (a deadline, `deadline.py`, since psycopg itself would wait for ever). After such a failure
-every call fails at once for `cooldown` seconds, so a chat turn pays for one timeout, not one per
+every call fails at once for a second (`outage`), so a chat turn pays for one timeout, not one per
 statement, and the first call after that tries again: the kit recovers by itself when the database does.
 """
 
@@ -45,7 +45,7 @@ from daca_kit.adapters.network import (
     unreachable,
     url_secrets,
 )
-from daca_kit.adapters.sql.deadline import Watchdog
+from daca_kit.adapters.sql.deadline import Outage, Watchdog
 from daca_kit.core.models import Backend, RoundTrip
 from daca_kit.errors import AUTH, ERROR, MISSING, PORT_CLOSED, TLS, BackendError, ConfigError
 
@@ -126,9 +126,7 @@ class SqlDatabase:
         self.statements = 0
         self.connect_timeout = connect_timeout
         self.timeout = timeout
-        self.cooldown = 1.0  # after a call found the database unreachable, calls fail at once this long
-        self._down_until = 0.0
-        self._down: BackendError | None = None
+        self.outage = Outage(cooldown=1.0)  # after the database was found out of reach, calls fail at once
         self._watchdog = Watchdog()
         try:
             self._parsed = make_url(normalize_url(url))
@@ -221,7 +219,7 @@ class SqlDatabase:
     # -- transactions -------------------------------------------------------------------------
     def run(self, work: Callable[[Connection], Any], *, what: str) -> Any:
         """Runs `work` in a transaction; retries CockroachDB conflicts and one dropped connection."""
-        self._fail_fast(what)
+        self.outage.check(what)
         attempts = 0
         while True:
             attempts += 1
@@ -229,7 +227,7 @@ class SqlDatabase:
             try:
                 with self.engine.connect() as conn, self._deadline(conn) as guard, conn.begin():
                     result = work(conn)
-                self._down_until = 0.0
+                self.outage.end()
                 return result
             except DBAPIError as exc:
                 expired = guard is not None and guard.expired
@@ -255,7 +253,7 @@ class SqlDatabase:
         """A single-statement read: no transaction of its own where the database allows (saves a COMMIT)."""
         if self.kind == "sqlite":
             return self.run(work, what=what)
-        self._fail_fast(what)
+        self.outage.check(what)
         guard = None
         try:
             with (
@@ -263,7 +261,7 @@ class SqlDatabase:
                 self._deadline(conn) as guard,
             ):
                 result = work(conn)
-            self._down_until = 0.0
+            self.outage.end()
             return result
         except DBAPIError as exc:
             expired = guard is not None and guard.expired
@@ -276,13 +274,6 @@ class SqlDatabase:
     # -- a database that stops answering ---------------------------------------------------------
     def _deadline(self, conn: Connection) -> Any:
         return self._watchdog.guard(conn.connection.info, self.timeout)
-
-    def _fail_fast(self, what: str) -> None:
-        down = self._down
-        if down is not None and time.monotonic() < self._down_until:
-            raise BackendError(
-                f"The database could not {what}: {down}", backend="database", problem=down.problem
-            )
 
     def _failed(self, exc: SQLAlchemyError, what: str, *, expired: bool = False) -> BackendError:
         """The error for a failed call; an unreachable database also makes calls fail fast a while."""
@@ -303,8 +294,7 @@ class SqlDatabase:
             isinstance(exc, DBAPIError) and exc.connection_invalidated
         )
         if self.kind != "sqlite" and (expired or lost):
-            self._down = found
-            self._down_until = time.monotonic() + self.cooldown
+            self.outage.begin(found)
         return BackendError(
             f"The database could not {what}: {found}", backend="database", problem=found.problem
         )

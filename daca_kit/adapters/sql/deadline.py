@@ -1,4 +1,4 @@
-"""A deadline on each database call, for a database that stops answering.
+"""A deadline on each database call, and failing fast while the database is out of reach.
 
     watchdog = Watchdog()
     watchdog.remember(dbapi_connection, record.info)          # once, when the pool opens a connection
@@ -15,6 +15,9 @@ at once as a lost connection, and SQLAlchemy drops the connection from its pool.
 One thread serves every guard. A guard's socket is identified by its file descriptor and its local and
 peer addresses, taken when the connection opened; the watchdog cuts it only if the descriptor still
 names that socket, so a descriptor closed and reused in the meantime is never touched.
+
+`Outage` makes the calls after such a failure fail at once for a moment, so a chat turn that makes
+several calls waits for one deadline, not one per call.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from daca_kit.errors import BackendError
 
 log = logging.getLogger(__name__)
 
@@ -145,3 +150,32 @@ class Watchdog:
                 guard.expired = _cut(guard.fd, guard.identity)
                 if guard.expired:
                     log.warning("a database call passed its deadline: its connection was cut")
+
+
+class Outage:
+    """The database found out of reach: for `cooldown` seconds calls fail at once with the same error.
+
+    outage = Outage(cooldown=1.0)
+    outage.check()        # raises the error that began the outage, while it lasts
+    outage.begin(error)   # after a deadline, a refused or a dropped connection
+    outage.end()          # after a call that worked: the next failure starts afresh
+    """
+
+    def __init__(self, cooldown: float) -> None:
+        self.cooldown = cooldown
+        self._until = 0.0
+        self._error: BackendError | None = None
+
+    def check(self, what: str) -> None:
+        error = self._error
+        if error is not None and time.monotonic() < self._until:
+            raise BackendError(
+                f"The database could not {what}: {error}", backend="database", problem=error.problem
+            )
+
+    def begin(self, error: BackendError) -> None:
+        self._error = error
+        self._until = time.monotonic() + self.cooldown
+
+    def end(self) -> None:
+        self._until = 0.0
