@@ -31,8 +31,11 @@ RUN pip install --no-deps . && pip check
 # checked against the release's .sha256 files, and left in /out for the final stage to copy.
 FROM python:3.11-slim AS dapr
 ARG WITH_DAPR=false
-# The runtime line matching the dapr Python SDK in requirements.lock; bump them together.
-ARG DAPR_VERSION=1.18.1
+# The runtime line matching the dapr Python SDK in requirements.lock (1.19.0): bump them together
+# (tests/unit/test_dockerfile.py holds the minor versions equal). That a v1.19.0 runtime release is
+# published was not verifiable when this was written (the newest release found was v1.18.3); if the
+# download fails, pass --build-arg DAPR_VERSION=<a release from https://github.com/dapr/dapr/releases>.
+ARG DAPR_VERSION=1.19.0
 ARG TARGETARCH
 RUN set -eu; \
     mkdir -p /out; \
@@ -47,7 +50,8 @@ RUN set -eu; \
     base="https://github.com/dapr/dapr/releases/download/v${DAPR_VERSION}"; \
     for bin in daprd placement scheduler; do \
       file="${bin}_linux_${arch}.tar.gz"; \
-      curl -fsSL -o "/tmp/$file" "$base/$file"; \
+      curl -fsSL -o "/tmp/$file" "$base/$file" \
+        || { echo "Dapr v${DAPR_VERSION} has no $file: pass --build-arg DAPR_VERSION=<a release from https://github.com/dapr/dapr/releases>" >&2; exit 1; }; \
       curl -fsSL -o "/tmp/$file.sha256" "$base/$file.sha256"; \
       echo "$(cut -d ' ' -f 1 "/tmp/$file.sha256")  /tmp/$file" | sha256sum -c -; \
       mkdir -p "/tmp/$bin"; \

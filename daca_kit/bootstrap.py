@@ -6,7 +6,8 @@
 Nothing here runs at import time; `Kit.start()` opens connections and starts threads. The builders
 choose an adapter from the settings; `service_database`, `service_counters`, `service_bus` and
 `service_model` build the real service's adapter the settings name (None for an embedded default), and
-`daca-kit doctor` builds them with a short timeout and asks each for its `check()`.
+`daca-kit doctor` builds them with a short timeout and asks each for its `check()`. `service_reach`
+probes the configured services' ports, which the Kit does once at start for /health.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from daca_kit.adapters.offline import OfflineReplyModel
 from daca_kit.adapters.sql import SqlCounters, SqlDatabase, backend_kind, open_stores
 from daca_kit.core.activities import TurnActivities
 from daca_kit.core.kit import Kit
-from daca_kit.core.models import InstanceState
+from daca_kit.core.models import InstanceState, Reachability
 from daca_kit.core.ports import (
     Counters,
     EventBus,
@@ -139,6 +140,7 @@ def bootstrap(
         limiter=limiter,
         activities=activities,
         pushed_events=pushed,
+        reach=lambda: service_reach(settings),
     )
 
 
@@ -185,6 +187,13 @@ def service_model(settings: Settings, *, timeout: float | None = None) -> Gemini
         base_url=settings.gemini_base_url,
         timeout=timeout or settings.gemini_timeout,
     )
+
+
+def service_reach(settings: Settings, *, timeout: float = 3.0) -> Reachability:
+    """Which configured services' ports open from here, and the fallbacks for those that do not."""
+    from daca_kit.adapters.outbound import reachability
+
+    return reachability(settings, timeout=timeout)
 
 
 class _Timeout(TypedDict, total=False):

@@ -3,6 +3,8 @@
 daca-kit serve [--port 7860] [--api-only]   run the app (same as python app.py)
 daca-kit doctor                              check every configured backend with one round trip
 daca-kit bench [...]                         benchmark a running or self-started app (see --help)
+daca-kit space build --target zerogpu|cpu|docker OUT_DIR
+                                             write the folder for a Hugging Face Space (zerogpu: the free one)
 daca-kit reviewer-hash NAME [--stdin]        print NAME:hash for DACA_REVIEWERS (asks for the password)
 """
 
@@ -27,6 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--api-only", action="store_true", help="serve the REST API without the UI")
     sub.add_parser("doctor", help="check each configured backend: one harmless round trip, latency, advice")
     sub.add_parser("bench", help="benchmark the app (options: daca-kit bench --help)", add_help=False)
+    space = sub.add_parser("space", help="the Hugging Face Space: build its folder")
+    space_sub = space.add_subparsers(dest="space_command", required=True)
+    build = space_sub.add_parser(
+        "build",
+        help="write a complete Space folder (no network call)",
+        description="Targets: zerogpu (free for personal accounts in good standing), cpu and docker (PRO).",
+    )
+    build.add_argument("--target", default="zerogpu", choices=("zerogpu", "cpu", "docker"))
+    build.add_argument("out_dir", metavar="OUT_DIR", help="the folder to write (emptied first)")
     hashing = sub.add_parser(
         "reviewer-hash", help="print NAME:hash, a named reviewer's entry of DACA_REVIEWERS"
     )
@@ -42,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(bench_main(rest))
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "space":
+        return _space_build(args.target, args.out_dir)
     if args.command == "reviewer-hash":
         return reviewer_hash(args.name, from_stdin=args.stdin)
 
@@ -66,6 +79,18 @@ def main(argv: list[str] | None = None) -> int:
     from daca_kit.ops.doctor import main as doctor_main
 
     return int(doctor_main(settings))
+
+
+def _space_build(target: str, out_dir: str) -> int:
+    """`daca-kit space build`: writes the folder, says what it is and costs; 1 when it is incomplete."""
+    from daca_kit.ops.space import build_space, check_space
+
+    folder = build_space(out_dir, target=target)
+    print(folder.describe())
+    problems = check_space(folder.path)
+    for problem in problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def reviewer_hash(name: str, *, from_stdin: bool = False) -> int:

@@ -126,6 +126,13 @@ class Settings(BaseSettings):
         "statestore", validation_alias=AliasChoices("DACA_DAPR_STATESTORE", "dapr_statestore")
     )
     space_id: str | None = Field(None, validation_alias=AliasChoices("SPACE_ID", "space_id"))
+    # Set by Hugging Face on a ZeroGPU Space (the `spaces` package reads the same variable).
+    zero_gpu: bool = Field(False, validation_alias=AliasChoices("SPACES_ZERO_GPU", "zero_gpu"))
+    # The user's own Gemini requests-per-day limit, read in AI Studio (Google publishes no fixed
+    # free-tier figure); the usage meter counts the model against it only when it is set.
+    gemini_requests_per_day: int | None = Field(
+        None, ge=1, validation_alias=AliasChoices("GEMINI_REQUESTS_PER_DAY", "gemini_requests_per_day")
+    )
     # Named reviewers: `name:hash` signs in with a password (hash from `daca-kit reviewer-hash`), a bare
     # name is a Hugging Face username that signs in with Hugging Face (on a Space with hf_oauth: true).
     reviewers: str | None = Field(None, validation_alias=AliasChoices("DACA_REVIEWERS", "reviewers"))
@@ -148,6 +155,17 @@ class Settings(BaseSettings):
         if isinstance(value, str | int | float | timedelta):
             return parse_duration(value)
         raise ValueError("DACA_REVIEW_TIMEOUT must be a duration like 24h")
+
+    @field_validator("zero_gpu", mode="before")
+    @classmethod
+    def _blank_is_false(cls, value: object) -> object:
+        # An empty environment variable means "not set", as for the other optional settings.
+        return False if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("gemini_requests_per_day", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("rate_limit")
     @classmethod

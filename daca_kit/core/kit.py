@@ -21,14 +21,15 @@ from typing import Any
 from daca_kit.core.activities import TurnActivities
 from daca_kit.core.analytics import CONSUMER, AnalyticsConsumer
 from daca_kit.core.clock import as_utc, iso, new_id, utcnow
-from daca_kit.core.models import Backend, InstanceState, TurnResult
+from daca_kit.core.health import backend_health, health_warnings
+from daca_kit.core.models import Backend, InstanceState, Reachability, TurnResult
 from daca_kit.core.outbox import OutboxRelay
 from daca_kit.core.ports import Counters, EventBus, PushedEvents, ReplyModel, Stores, WorkflowRuntime
 from daca_kit.core.ratelimit import RateLimiter
 from daca_kit.core.usage import usage_report
 from daca_kit.core.validation import known_id, valid_user_id, validate_decision, validate_turn
 from daca_kit.core.workflow import MESSAGES_TOPIC, REVIEW_EVENT, WORKFLOW_NAME
-from daca_kit.errors import BackendError, InputError, NotFound, RateLimited
+from daca_kit.errors import InputError, NotFound, RateLimited
 from daca_kit.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,9 @@ class Kit:
     limiter: RateLimiter
     activities: TurnActivities
     pushed_events: PushedEvents | None = None  # set when the broker pushes events over HTTP (Dapr)
+    # Probes the configured services' ports once at start (bootstrap gives it; None: nothing to probe).
+    reach: Callable[[], Reachability] | None = None
+    reachability: Reachability = field(default_factory=Reachability)
     relay: OutboxRelay | None = None
     consume_events: bool = True
     turns_completed: int = 0
@@ -74,6 +78,10 @@ class Kit:
         """
         if self._started:
             return self
+        if self.reach is not None:
+            # In the background: a port that a firewall drops costs its whole timeout, and the answer is
+            # for /health and the Usage tab, not for starting.
+            threading.Thread(target=self._check_reach, name="daca-reach", daemon=True).start()
         self.stores.database.create_all()
         self.runtime.on_change(self._on_change)
         if self.consume_events:
@@ -86,6 +94,14 @@ class Kit:
         self._started = True
         log.info("daca_kit started: %s", ", ".join(f"{k}={v.label}" for k, v in self.backends.items()))
         return self
+
+    def _check_reach(self) -> None:
+        if self.reach is None:
+            return
+        found = self.reach()
+        self.reachability = found
+        for port in found.closed:
+            log.warning("%s:%s (%s) is closed from here: %s", port.host, port.port, port.setting, port.detail)
 
     def start_runtime(self) -> None:
         self.runtime.start()
@@ -311,46 +327,24 @@ class Kit:
         """Each backend's state; probes at most every `max_age` seconds (probes cost free-tier calls)."""
         cached = self._health_cache
         if cached and time.monotonic() - cached[0] < max_age:
-            return cached[1]
-        backends = self.backends
-        parts: dict[str, Any] = {
-            "database": _probe(backends["database"], self.stores.database.ping),
-            "counters": _probe(backends["counters"], self.counters.ping),
-        }
-        model_error = self.activities.model_error
-        parts["model"] = {
-            "backend": backends["model"].label,
-            "ok": model_error is None,
-            "checked": "by the latest reply",
-            **({"error": model_error} if model_error else {}),
-        }
-        relay_error = self.relay.last_error if self.relay else None
-        parts["events"] = {
-            "backend": backends["events"].label,
-            "ok": relay_error is None,
-            **({"error": relay_error} if relay_error else {}),
-        }
-        parts["workflow"] = _probe(backends["workflow"], self.runtime.ping)
-        degraded = [k for k, v in parts.items() if not v.get("ok")]
-        report = {
-            "status": "healthy" if not degraded else "degraded",
-            "degraded": degraded,
-            "backends": parts,
-            "warnings": self.warnings(),
-        }
-        self._health_cache = (time.monotonic(), report)
-        return report
+            report = cached[1]
+        else:
+            report = backend_health(
+                self.backends,
+                pings={
+                    "database": self.stores.database.ping,
+                    "counters": self.counters.ping,
+                    "workflow": self.runtime.ping,
+                },
+                model_error=self.activities.model_error,
+                relay_error=self.relay.last_error if self.relay else None,
+            )
+            self._health_cache = (time.monotonic(), report)
+        # Not cached: the port check finishes in the background after start.
+        return {**report, "warnings": self.warnings(), "reachability": self.reachability.as_dict()}
 
     def warnings(self) -> list[str]:
-        notes = []
-        if self.settings.on_space and self.stores.database.backend.kind == "sqlite":
-            notes.append(
-                "This Space stores conversations in SQLite on disk that Spaces do not keep across restarts: "
-                "set DATABASE_URL to CockroachDB or Postgres."
-            )
-        if self.model.backend.kind == "offline":
-            notes.append("Replies come from the offline model: set GEMINI_API_KEY for Gemini replies.")
-        return notes
+        return health_warnings(self.settings, self.backends, self.reachability)
 
     def backend_calls(self) -> dict[str, int]:
         return {
@@ -361,7 +355,12 @@ class Kit:
         }
 
     def usage(self) -> dict[str, Any]:
-        return usage_report(self.backends, self.backend_calls(), self.turns_completed)
+        return usage_report(
+            self.backends,
+            self.backend_calls(),
+            self.turns_completed,
+            gemini_requests_per_day=self.settings.gemini_requests_per_day,
+        )
 
 
 def _public_review(row: dict[str, Any]) -> dict[str, Any]:
@@ -377,19 +376,4 @@ def _public_review(row: dict[str, Any]) -> dict[str, Any]:
         "final_reply": row.get("final_reply"),
         "edited": bool(row.get("edited")),
         "reason": row.get("reason"),
-    }
-
-
-def _probe(backend: Backend, probe: Callable[[], None]) -> dict[str, Any]:
-    start = time.perf_counter()
-    try:
-        probe()
-    except BackendError as exc:
-        return {"backend": backend.label, "ok": False, "error": str(exc)}
-    except Exception as exc:  # noqa: BLE001 - health must report, not raise
-        return {"backend": backend.label, "ok": False, "error": f"{type(exc).__name__}"}
-    return {
-        "backend": backend.label,
-        "ok": True,
-        "latency_ms": round((time.perf_counter() - start) * 1000, 1),
     }

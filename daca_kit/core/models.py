@@ -77,6 +77,45 @@ class RoundTrip:
     note: str
 
 
+@dataclass(frozen=True)
+class PortCheck:
+    """Whether one TCP connection to `host:port` opened from this host. `detail`: open, refused, timed out, ...
+
+    PortCheck("db.example.com", 26257, "cockroachdb", "DATABASE_URL", False, "timed out")
+    """
+
+    host: str
+    port: int
+    service: str
+    setting: str
+    open: bool
+    detail: str
+    latency_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Reachability:
+    """Which configured services' ports open from where the app runs, and what to change when one is closed.
+
+    `checked` is False until the check has run (the app runs it once, in the background, at start).
+    """
+
+    ports: tuple[PortCheck, ...] = ()
+    fallbacks: tuple[str, ...] = ()
+    checked: bool = False
+
+    @property
+    def closed(self) -> tuple[PortCheck, ...]:
+        return tuple(p for p in self.ports if not p.open)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "checked": self.checked,
+            "ports": [asdict(p) for p in self.ports],
+            "fallbacks": list(self.fallbacks),
+        }
+
+
 # -- workflow instances (both runtimes) --------------------------------------------------------------
 
 RUNNING, COMPLETED, FAILED = "RUNNING", "COMPLETED", "FAILED"

@@ -1,5 +1,6 @@
 """Tooling around the app, for the notebooks and the `daca-kit` command: `doctor` (one round trip per
-backend), `space` (builds and deploys a Hugging Face Space folder), `cronjob` (the nightly reset job),
+backend; the checks themselves in `checks`), `space/` (the Hugging Face Space: its targets and what they
+cost, the folder, its checks, the deployment), `cronjob` (the nightly reset job, and reading it back),
 `envfile` (.env without printing secrets), `client` and `launcher` (the app over HTTP and as a child
 process), `verify` and `notebook` (helpers the notebooks share), and `bench/` (the benchmark).
 

@@ -3,6 +3,7 @@
     plan = plan_reset_job(api_key, "https://you-daca-prototype.hf.space", admin_token)
     print(plan.describe())             # the exact requests, keys and tokens masked; no network call
     result = apply_reset_job(plan)     # GET /jobs, then PATCH /jobs/<jobId> or PUT /jobs
+    print(job_status(api_key, result.job_id).describe())   # next execution, and the last runs
 
 The job sends `POST <app>/analytics/reset` every day at 00:00 UTC with the header
 `Authorization: Bearer <DACA_ADMIN_TOKEN>`, which the app requires for admin calls.
@@ -10,21 +11,31 @@ The job sends `POST <app>/analytics/reset` every day at 00:00 UTC with the heade
 cron-job.org's API (https://docs.cron-job.org/rest-api.html): base https://api.cron-job.org, the API
 key as a bearer token, JSON bodies with `Content-Type: application/json`; `GET /jobs` lists jobs,
 `PUT /jobs` with `{"job": {...}}` creates one and answers `{"jobId": N}`, `PATCH /jobs/<jobId>`
-with `{"job": {...}}` changes one. A job's `requestMethod` is a number (1 is POST); its
-`extendedData.headers` are sent with every run. The default key allows 100 API calls a day.
+with `{"job": {...}}` changes one; `GET /jobs/<jobId>` answers `{"jobDetails": {...}}` with
+`nextExecution` (Unix seconds, or null) and `lastStatus`; `GET /jobs/<jobId>/history` answers the last
+runs (`history`) and up to 3 predicted next runs (`predictions`). A job's `requestMethod` is a number
+(1 is POST); its `extendedData.headers` are sent with every run. The API has no call that runs a job
+now: a test run started from the console's job page shows up in the history.
+
+Limits (the same page, as of its 2026-06-19 revision in pschlan/cron-job.org): 100 requests a day per
+API key by default (5,000 for sustaining members), and per-call rate limits: creating a job 1 a second
+and 5 a minute, listing, reading, updating jobs and reading history 5 a second. Any of them answers
+HTTP 429 ("API key quota, resource quota or rate limit exceeded"), which is why a 429 here names all
+three. Notebook 02 spends 4 calls: list, create or update, job details, history.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
-from daca_kit.errors import DacaError
-from daca_kit.ops.doctor import AUTH, ERROR, FAILED, NOT_CONFIGURED, OK, CheckResult
+from daca_kit.errors import AUTH, ERROR, DacaError
+from daca_kit.ops.checks import FAILED, NOT_CONFIGURED, OK, CheckResult
 
 API_URL = "https://api.cron-job.org"
 JOB_TITLE = "daca-kit: nightly analytics reset"
@@ -175,7 +186,12 @@ def _explain(response: httpx.Response) -> str:
     if status == 404:
         return "cron-job.org does not know that job: it may have been deleted; run again to create it."
     if status == 429:
-        return "cron-job.org's API limit is reached (100 calls a day by default): try again tomorrow."
+        return (
+            "cron-job.org answered 429: a limit of its API was reached, either the API key's daily quota "
+            "(100 calls a day by default), a resource quota (the number of jobs the account may have), or a "
+            "per-call rate limit (creating a job: 1 a second and 5 a minute; other calls: 5 a second). Wait "
+            "a minute and run again; if it still answers 429, the daily quota is used up: try tomorrow."
+        )
     return f"cron-job.org answered {status}: check the request plan and try again."
 
 
@@ -218,6 +234,99 @@ def apply_reset_job(plan: ResetJobPlan, *, client: httpx.Client | None = None) -
     finally:
         if own:
             http.close()
+
+
+# cron-job.org's JobStatus enum (docs: "JobStatus").
+JOB_STATUS = {
+    0: "not executed yet",
+    1: "OK",
+    2: "failed (DNS error)",
+    3: "failed (could not connect to host)",
+    4: "failed (HTTP error)",
+    5: "failed (timeout)",
+    6: "failed (too much response data)",
+    7: "failed (invalid URL)",
+    8: "failed (internal errors)",
+    9: "failed (unknown reason)",
+}
+
+
+def _when(timestamp: Any) -> datetime | None:
+    return datetime.fromtimestamp(int(timestamp), UTC) if timestamp else None
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """One execution of the job, from its history."""
+
+    date: datetime | None
+    status: str
+    http_status: int | None
+    duration_ms: int | None
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """The job as cron-job.org reports it: enabled, its next execution, and its last runs (newest first)."""
+
+    job_id: int
+    url: str
+    enabled: bool
+    next_execution: datetime | None
+    last_status: str
+    runs: list[JobRun] = field(default_factory=list)
+    predictions: list[datetime] = field(default_factory=list)
+
+    def describe(self) -> str:
+        lines = [
+            f"cron-job.org job {self.job_id} -> {self.url}: {'enabled' if self.enabled else 'DISABLED'}",
+            "next execution: "
+            + (f"{self.next_execution:%Y-%m-%d %H:%M} UTC" if self.next_execution else "none predicted"),
+            f"last status: {self.last_status}",
+        ]
+        if not self.runs:
+            lines.append(
+                "history: no run yet (start a test run from the job's page in the console to see one here)"
+            )
+        for run in self.runs[:3]:
+            when = f"{run.date:%Y-%m-%d %H:%M:%S} UTC" if run.date else "?"
+            lines.append(f"run {when}: {run.status}, HTTP {run.http_status}, {run.duration_ms} ms")
+        return "\n".join(lines)
+
+
+def job_status(
+    api_key: str, job_id: int, *, api_url: str = API_URL, client: httpx.Client | None = None
+) -> JobStatus:
+    """The job's details and history (two calls: GET /jobs/<jobId>, GET /jobs/<jobId>/history)."""
+    base = api_url.rstrip("/")
+    headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+    own = client is None
+    http = client or httpx.Client(timeout=20.0)
+    try:
+        details = _send(http, PlannedRequest("GET", f"{base}/jobs/{job_id}", headers)).get("jobDetails") or {}
+        history = _send(http, PlannedRequest("GET", f"{base}/jobs/{job_id}/history", headers))
+    finally:
+        if own:
+            http.close()
+    runs = [
+        JobRun(
+            date=_when(item.get("date")),
+            status=JOB_STATUS.get(int(item.get("status") or 0), str(item.get("statusText") or "?")),
+            http_status=item.get("httpStatus"),
+            duration_ms=item.get("duration"),
+        )
+        for item in history.get("history") or []
+    ]
+    runs.sort(key=lambda run: run.date or datetime.min.replace(tzinfo=UTC), reverse=True)
+    return JobStatus(
+        job_id=int(job_id),
+        url=str(details.get("url", "")),
+        enabled=bool(details.get("enabled")),
+        next_execution=_when(details.get("nextExecution")),
+        last_status=JOB_STATUS.get(int(details.get("lastStatus") or 0), "unknown"),
+        runs=runs,
+        predictions=[p for p in (_when(t) for t in history.get("predictions") or []) if p],
+    )
 
 
 def check_api_key(

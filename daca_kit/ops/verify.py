@@ -1,17 +1,97 @@
-"""What notebook 03 checks beyond the REST API: the stored rows and counters read directly, and the
-usage against the free tiers as a chart and as alerts.
+"""What notebook 03 checks beyond the REST API: that a deployment uses the services its `.env` names,
+the stored rows and counters read directly, and the usage against the free tiers as a chart and alerts.
 
-    stored_turns(database_url, "bob")                  # SELECT ... FROM conversation WHERE user_id = 'bob'
-    stored_count("bob", redis_url=redis_url)           # GET message_count:bob
+    backends = backend_settings(read_env(env_file), DATABASE_URL="")  # a parameter, else the .env's value
+    unused_services(health, backends)                  # sentences: .env names Postgres, /health says SQLite
+    alice, bob, run = run_users("")                     # alice-<run>, bob-<run>: nobody else's counts touched
+    stored_turns(database_url, bob)                    # SELECT ... FROM conversation WHERE user_id = :bob
+    stored_count(bob, redis_url=redis_url)             # GET message_count:<bob>
     fig = plot_usage(client.usage().json())            # one bar per service: % of its daily free quota
     quota_alerts(report, threshold=80)                 # sentences for services near their quota
 """
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from daca_kit.core.analytics import COUNT_KEY
+from daca_kit.settings import SERVICE_SETTINGS
+
+# The settings that name the app's services: what a deployment must be seen using in /health.
+BACKEND_SETTINGS = ("DATABASE_URL", *SERVICE_SETTINGS, "DACA_RUNTIME")
+
+
+def backend_settings(saved: Mapping[str, str], **parameters: str | None) -> dict[str, str]:
+    """The app's service settings: each parameter given, else the `.env`'s value (empty: embedded)."""
+    chosen = {name: saved.get(name, "") for name in BACKEND_SETTINGS if saved.get(name)}
+    chosen.update({name: str(value) for name, value in parameters.items() if value})
+    return chosen
+
+
+def run_users(run_id: str = "") -> tuple[str, str, str]:
+    """(alice-<run>, bob-<run>, run): this run's users, so a live deployment's other users stay as they are."""
+    run = run_id or secrets.token_hex(3)
+    return f"alice-{run}", f"bob-{run}", run
+
+
+def expected_kinds(settings: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    """Which backend kinds /health must show for the services `settings` name ({} for embedded parts)."""
+    return {part: kinds for part, (kinds, _setting) in _expected(settings).items()}
+
+
+def _expected(settings: Mapping[str, str]) -> dict[str, tuple[tuple[str, ...], str]]:
+    """{part: (the kinds /health may show, the setting that names the service)}."""
+    from daca_kit.adapters.sql import backend_kind
+
+    expected: dict[str, tuple[tuple[str, ...], str]] = {}
+    database = settings.get("DATABASE_URL") or settings.get("DB_CONNECTION") or ""
+    if database and backend_kind(database) != "sqlite":
+        expected["database"] = ((backend_kind(database),), "DATABASE_URL")
+    if settings.get("DACA_RUNTIME", "").strip().lower() == "dapr":
+        expected["counters"] = (("dapr-state",), "DACA_RUNTIME")
+        expected["events"] = (("dapr-pubsub",), "DACA_RUNTIME")
+    else:
+        if settings.get("UPSTASH_REDIS_REST_URL") and settings.get("UPSTASH_REDIS_REST_TOKEN"):
+            expected["counters"] = (("upstash-rest",), "UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN")
+        elif settings.get("REDIS_URL"):
+            expected["counters"] = (("redis",), "REDIS_URL")
+        if settings.get("AMQP_URL"):
+            expected["events"] = (("rabbitmq",), "AMQP_URL")
+    if settings.get("GEMINI_API_KEY"):
+        expected["model"] = (("gemini",), "GEMINI_API_KEY")
+    return expected
+
+
+def unused_services(health: Mapping[str, Any], settings: Mapping[str, str]) -> list[str]:
+    """One sentence per service the settings name that /health shows the app is not using."""
+    problems = []
+    backends = health.get("backends") or {}
+    for part, (kinds, setting) in _expected(settings).items():
+        kind = (backends.get(part) or {}).get("kind")
+        if kind not in kinds:
+            problems.append(
+                f"{setting} names {' or '.join(kinds)} for the {part}, but /health says the app uses "
+                f"{kind or 'nothing'}: set {setting} in the Space's secrets (Settings > Variables and secrets) "
+                "and restart the Space."
+            )
+    return problems
+
+
+def health_table(health: Mapping[str, Any]) -> str:
+    """/health as lines: each part, its kind, where it runs, ok or the error; then the probed ports."""
+    lines = []
+    for part, state in (health.get("backends") or {}).items():
+        verdict = "ok" if state.get("ok") else f"FAILING: {state.get('error', '')}"
+        lines.append(f"{part:<9} {str(state.get('kind') or ''):<13} {state.get('backend', '')}  {verdict}")
+    reach = health.get("reachability") or {}
+    if not reach.get("checked"):
+        lines.append("outbound ports: not checked yet (the app checks them in the background at start)")
+    for port in reach.get("ports") or []:
+        state = "open" if port["open"] else f"CLOSED ({port['detail']})"
+        lines.append(f"port {port['host']}:{port['port']} ({port['setting']}) {state}")
+    return "\n".join(lines)
 
 
 def stored_turns(database_url: str, user_id: str, limit: int = 5) -> list[dict[str, Any]]:
@@ -109,7 +189,7 @@ def quota_alerts(report: dict[str, Any], threshold: float = 80.0) -> list[str]:
     """One sentence per metered service that used `threshold` percent or more of its daily free quota."""
     alerts = []
     for row in report.get("services", []):
-        percent = row.get("percent_of_daily_quota")
+        percent = row.get("percent_of_daily_quota")  # None: embedded, or no daily figure to count against
         if percent is not None and percent >= threshold:
             alerts.append(
                 f"{row['free_tier']}: {percent:g}% of the daily share of its free quota is used "
@@ -128,7 +208,9 @@ def plot_usage(report: dict[str, Any]) -> Any:
     fig, ax = plt.subplots(figsize=(7, 0.7 * max(len(rows), 1) + 1.2))
     bars = ax.barh(names, percents, color=["tab:blue" if r["free_tier"] else "tab:gray" for r in rows])
     for bar, row in zip(bars, rows, strict=True):
-        if row["free_tier"]:
+        if row["free_tier"] and row["percent_of_daily_quota"] is None:
+            label = f" {row['used']:g} {row['unit']}; {row['free_tier']}"
+        elif row["free_tier"]:
             label = f" {row['percent_of_daily_quota']:g}% of {row['quota_per_day']:,} {row['unit']}/day"
         else:
             label = f" embedded: no free-tier quota ({row['used']:g} {row['unit']} so far)"

@@ -22,6 +22,7 @@ from daca_kit.errors import ConfigError, DacaError
 from daca_kit.settings import Settings, load_settings
 from daca_kit.web.api import create_api
 from daca_kit.web.auth import Auth
+from daca_kit.web.zerogpu import register_zero_gpu
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ def build_app(kit: Kit, *, auth: Auth | None = None, with_ui: bool = True) -> Fa
 def serve(settings: Settings, *, with_ui: bool = True, log_level: str = "info") -> None:
     import uvicorn
 
+    register_zero_gpu(settings)  # only on a ZeroGPU Space (SPACES_ZERO_GPU); nothing happens elsewhere
     kit = bootstrap(settings)
     auth = Auth.from_settings(settings, kit.stores.keys)
     if auth.generated_password:

@@ -2,9 +2,11 @@
 
 00 and 03 run on embedded defaults and on the real local Postgres, Redis and RabbitMQ; 01 runs with the
 local services standing in for the provisioned ones (and the Gemini stub for Gemini); 02 runs as a dry run.
-Executed copies go to build/notebooks/ (ignored by git). A failing cell fails the test with that cell's
-source and error. The kernel is `python3` resolved to this interpreter (the venv's ipykernel), never a
-kernelspec found elsewhere.
+03 also runs against a separately started app (`BASE_URL`) whose `.env` the notebook reads, as a user
+verifies a deployment. Executed copies go to build/notebooks/ (ignored by git). A failing cell fails the
+test with that cell's source and error. The notebooks name the kernel `daca-kit` (scripts/setup.sh
+registers it); papermill runs them on `python3` resolved to this interpreter (the venv's ipykernel),
+never a kernelspec found elsewhere.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 
 from daca_kit.ops import space
 from daca_kit.ops.envfile import read_env
+from daca_kit.ops.launcher import LocalApp
 from daca_kit.settings import setting_names
 from tests.conftest import purge_queues
 from tests.support.gemini_stub import GeminiStub
@@ -30,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 BUILD = ROOT / "build" / "notebooks"
 KERNEL = "python3"
+NOTEBOOK_KERNEL = "daca-kit"  # what the committed notebooks name, for Jupyter front ends
 EXPECTED = (
     "00_quickstart_local.ipynb",
     "01_provision_services.ipynb",
@@ -66,8 +70,14 @@ def _kernel_python() -> None:
     assert same, f"kernel '{KERNEL}' runs {program}, not {sys.executable}: install ipykernel in this venv"
 
 
-def run_notebook(name: str, tag: str, cwd: Path, **parameters: Any) -> nbformat.NotebookNode:
-    """Executes notebooks/<name> with `parameters` into build/notebooks/<stem>.<tag>.ipynb and returns it."""
+def run_notebook(
+    name: str, tag: str, cwd: Path, *, expect_failure: bool = False, **parameters: Any
+) -> nbformat.NotebookNode:
+    """Executes notebooks/<name> with `parameters` into build/notebooks/<stem>.<tag>.ipynb and returns it.
+
+    With `expect_failure`, a failing cell is the expected outcome: the executed copy is returned (its
+    error output in the failing cell), and a notebook that runs through fails the test instead.
+    """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -88,6 +98,8 @@ def run_notebook(name: str, tag: str, cwd: Path, **parameters: Any) -> nbformat.
             execution_timeout=180,
         )
     except PapermillExecutionError as exc:
+        if expect_failure:
+            return nbformat.read(output, as_version=4)
         trace = ANSI.sub("", "\n".join(exc.traceback))
         failure = (
             f"{name} [{tag}] failed in cell {exc.cell_index} (executed copy: {output}):\n"
@@ -95,6 +107,8 @@ def run_notebook(name: str, tag: str, cwd: Path, **parameters: Any) -> nbformat.
         )
     if failure:  # outside the except block, so the report shows the cell's error once
         pytest.fail(failure, pytrace=False)
+    if expect_failure:
+        pytest.fail(f"{name} [{tag}] ran through, but a cell was expected to fail (executed copy: {output})")
     return nbformat.read(output, as_version=4)
 
 
@@ -131,7 +145,7 @@ def test_committed_notebooks_have_no_outputs() -> None:
                 assert cell.execution_count is None, f"{name} cell {index} has an execution count"
         tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
         assert len(tagged) == 1, f"{name} needs exactly one cell tagged 'parameters'"
-        assert nb.metadata["kernelspec"]["name"] == KERNEL
+        assert nb.metadata["kernelspec"]["name"] == NOTEBOOK_KERNEL
         assert nb.cells[0].cell_type == "markdown"
 
 
@@ -230,8 +244,10 @@ def test_deploy_dry_run_builds_a_complete_space(tmp_path: Path, monkeypatch: pyt
     import yaml
 
     front = yaml.safe_load(readme.split("---\n")[1])
-    assert front["sdk"] == "gradio" and front["app_file"] == "app.py" and front["python_version"] == "3.11"
-    assert front["sdk_version"] == space.gradio_version()
+    # the default target is the one a free account may host: Gradio on ZeroGPU, Python 3.12
+    assert front["sdk"] == "gradio" and front["app_file"] == "app.py" and front["python_version"] == "3.12.12"
+    assert front["sdk_version"] == space.gradio_version() and front["hf_oauth"] is True
+    assert "zerogpu  [free]" in text and "cpu      [PRO]" in text and "space_hardware='zero-a10g'" in text
     for name in (
         "app.py",
         "requirements.txt",
@@ -241,7 +257,9 @@ def test_deploy_dry_run_builds_a_complete_space(tmp_path: Path, monkeypatch: pyt
     ):
         assert (out / name).exists(), f"{name} is missing from the Space folder"
     assert not (out / ".env").exists()
-    assert f"gradio=={front['sdk_version']}" in (out / "requirements.txt").read_text().splitlines()
+    requirements = (out / "requirements.txt").read_text().splitlines()
+    assert f"gradio=={front['sdk_version']}" in requirements
+    assert any(line.startswith("spaces==") for line in requirements)
     # the plan names every secret and the variable, and the cron job's target and header
     for name in ("DATABASE_URL", "GEMINI_API_KEY", "DACA_ADMIN_TOKEN", "DACA_REVIEWER_PASSWORD"):
         assert f"add_space_secret(repo_id='someone/daca-prototype', key='{name}'" in text
@@ -259,11 +277,29 @@ def test_deploy_dry_run_builds_a_complete_space(tmp_path: Path, monkeypatch: pyt
 
 
 # -- 03 --------------------------------------------------------------------------------------------------------
+RUN = re.compile(r"users of this run: alice-(\w+), bob-(\w+)")
+
+
+def run_id(text: str) -> str:
+    found = RUN.search(text)
+    assert found, "03 did not name this run's users"
+    return found.group(2)
+
+
 def test_verify_on_embedded_defaults(tmp_path: Path) -> None:
-    nb = run_notebook("03_verify_prototype.ipynb", "embedded", tmp_path)
+    nb = run_notebook(
+        "03_verify_prototype.ipynb",
+        "embedded",
+        tmp_path,
+        ENV_FILE=str(tmp_path / "none.env"),
+        RESET_COUNTS=True,
+    )
     text = output_text(nb)
-    assert "message_count:bob = 4" in text and "without token: 401" in text
-    assert "then 429" in text
+    run = run_id(text)
+    assert f"message_count:bob-{run} = 4" in text and "without token: 401" in text
+    assert "with token: success" in text and "then 429" in text
+    assert "uses the services its settings name: none named (embedded)" in text
+    assert "stored count read directly: 4" in text  # the embedded counters, read in the SQL database
     assert any("image/png" in out.get("data", {}) for cell in nb.cells for out in cell.get("outputs", []))
 
 
@@ -274,11 +310,80 @@ def test_verify_on_real_services(tmp_path: Path, pg_url: str, redis_url: str, am
         "03_verify_prototype.ipynb",
         "services",
         tmp_path,
+        ENV_FILE=str(tmp_path / "none.env"),
         DATABASE_URL=pg_url,
         REDIS_URL=redis_url,
         AMQP_URL=amqp_url,
     )
     text = output_text(nb)
-    assert "message_count:bob = 4" in text and "conversation table:" in text
-    assert "'database': 'postgres'" in text and "'events': 'amqp://" in text
-    assert "turns/day" in text and "then 429" in text
+    run = run_id(text)
+    assert f"message_count:bob-{run} = 4" in text and "conversation table:" in text
+    assert "uses the services its settings name: counters, database, events" in text
+    assert "skipped: the accepted reset" in text and "then 429" in text and "turns/day" in text
+
+
+def _deployment_env(tmp_path: Path, app: LocalApp, **services: str) -> Path:
+    """The .env a user keeps for a deployment: its services and its credentials (notebook 01 writes one)."""
+    env_file = tmp_path / "deployment.env"
+    values = {
+        **services,
+        "DACA_ADMIN_TOKEN": app.admin_token,
+        "DACA_REVIEWER_PASSWORD": app.reviewer_password,
+    }
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    return env_file
+
+
+@pytest.mark.integration
+def test_verify_a_separately_started_app_with_base_url(
+    tmp_path: Path, pg_url: str, redis_url: str, amqp_url: str
+) -> None:
+    """03 against a deployment it did not start: credentials, services and 5.4's reads come from the .env."""
+    purge_queues(amqp_url)
+    services = {"DATABASE_URL": pg_url, "REDIS_URL": redis_url, "AMQP_URL": amqp_url}
+    with LocalApp(services, workdir=tmp_path / "app") as app:
+        other = "someone-real"  # a user of the deployment, whom a verification run must leave alone
+        with app.client() as http:
+            assert (
+                http.post(
+                    f"/analytics/{other}/initialize", json={"message_count": 7}, headers=app.admin_headers
+                ).status_code
+                == 200
+            )
+        env_file = _deployment_env(tmp_path, app, **services)
+        nb = run_notebook(
+            "03_verify_prototype.ipynb", "base-url", tmp_path, BASE_URL=app.base_url, ENV_FILE=str(env_file)
+        )
+        text = output_text(nb)
+        run = run_id(text)
+        assert f"message_count:bob-{run} = 4" in text and "conversation table:" in text
+        assert "stored count read directly: 4" in text  # from Redis itself, named by the .env
+        assert "uses the services its settings name: counters, database, events" in text
+        assert "skipped: the rate limit probe" in text and "skipped: the accepted reset" in text
+        with app.client() as http:
+            assert http.get(f"/analytics/{other}").json()["message_count"] == 7
+        assert_no_secrets(nb, app.admin_token, app.reviewer_password)
+
+
+@pytest.mark.integration
+def test_verify_fails_a_deployment_that_does_not_use_its_services(
+    tmp_path: Path, pg_url: str, redis_url: str, amqp_url: str
+) -> None:
+    """A deployment that lost its secrets runs on SQLite, embedded counters and events: 03 must say so."""
+    with LocalApp(workdir=tmp_path / "app") as app:  # started without the services its .env names
+        env_file = _deployment_env(tmp_path, app, DATABASE_URL=pg_url, REDIS_URL=redis_url, AMQP_URL=amqp_url)
+        nb = run_notebook(
+            "03_verify_prototype.ipynb",
+            "missing-secrets",
+            tmp_path,
+            expect_failure=True,
+            BASE_URL=app.base_url,
+            ENV_FILE=str(env_file),
+        )
+    text = output_text(nb)
+    assert "AssertionError" in text
+    assert "DATABASE_URL names postgres for the database, but /health says the app uses sqlite" in text
+    assert "REDIS_URL names redis for the counters" in text and "AMQP_URL names rabbitmq" in text
+    assert "set DATABASE_URL in the Space's secrets" in text
+    assert "WARNING: Replies come from the offline model" in text  # /health's warnings are shown
+    assert ": 5  bob-" not in text and "message_count:" not in text  # it stopped before touching data

@@ -106,6 +106,7 @@ def test_reviewer_edits_and_approves_while_the_user_waits(
     expect(reviewer.locator("#usage-note")).to_contain_text("All parts run embedded")
     expect(reviewer.get_by_text("Messages per user")).to_be_visible()
     expect(reviewer.locator("body")).to_contain_text("SQLite file (embedded)")
+    expect(reviewer.locator("#usage-reach")).to_contain_text("nothing to check: every part runs embedded")
     reviewer.screenshot(path=str(artifacts / "ui-usage.png"), full_page=True)
     user.get_by_role("tab", name="Usage").click()
     expect(user.locator("#usage-note")).to_contain_text("All parts run embedded")

@@ -22,13 +22,15 @@ APP = "https://someone-daca-prototype.hf.space"
 
 @dataclass
 class CronJobApiStub:
-    """Speaks the part of cron-job.org's API the kit uses: GET /jobs, PUT /jobs, PATCH /jobs/<id>."""
+    """Speaks the part of cron-job.org's API the kit uses: GET /jobs, PUT /jobs, PATCH /jobs/<id>,
+    GET /jobs/<id> and GET /jobs/<id>/history (answers shaped as in the API's documentation)."""
 
     api_key: str = API_KEY
     jobs: dict[int, dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str, dict[str, str], Any]] = field(default_factory=list)
     fail_with: int | None = None
     next_id: int = 1000
+    history: list[dict[str, Any]] = field(default_factory=list)
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: Any) -> tuple[int, Any]:
         self.requests.append((method, path, headers, body))
@@ -42,6 +44,16 @@ class CronJobApiStub:
                 for i, j in self.jobs.items()
             ]
             return 200, {"jobs": listing, "someFailed": False}
+        if method == "GET" and path.startswith("/jobs/"):
+            parts = path.split("/")
+            job_id = int(parts[2])
+            if job_id not in self.jobs:
+                return 404, {"error": "not found"}
+            if len(parts) == 4 and parts[3] == "history":
+                return 200, {"history": self.history, "predictions": [1767225600, 1767312000]}
+            job = self.jobs[job_id]
+            details = {"jobId": job_id, "enabled": job.get("enabled", True), "url": job.get("url")}
+            return 200, {"jobDetails": {**details, "lastStatus": 0, "nextExecution": 1767225600}}
         if headers.get("content-type") != "application/json":
             return 400, {"error": "payload ignored without Content-Type: application/json"}
         if method == "PUT" and path == "/jobs":
@@ -143,11 +155,54 @@ def test_a_wrong_key_is_explained_without_secrets(stub: tuple[CronJobApiStub, st
     assert "CRONJOB_API_KEY" in message and "wrong-key-9876" not in message and ADMIN_TOKEN not in message
 
 
-def test_the_daily_limit_is_explained(stub: tuple[CronJobApiStub, str]) -> None:
+def test_a_429_names_every_limit_it_may_be(stub: tuple[CronJobApiStub, str]) -> None:
     state, url = stub
     state.fail_with = 429
-    with pytest.raises(CronJobError, match="100 calls a day"):
+    with pytest.raises(CronJobError) as caught:
         apply_reset_job(plan_reset_job(API_KEY, APP, ADMIN_TOKEN, api_url=url))
+    message = str(caught.value)
+    assert "daily quota (100 calls a day" in message and "resource quota" in message
+    assert "1 a second and 5 a minute" in message and "Wait a minute" in message
+
+
+def test_the_job_is_checked_through_the_api(stub: tuple[CronJobApiStub, str]) -> None:
+    state, url = stub
+    result = apply_reset_job(plan_reset_job(API_KEY, APP, ADMIN_TOKEN, api_url=url))
+    status = cronjob.job_status(API_KEY, result.job_id, api_url=url)
+    assert status.enabled and status.url == f"{APP}/analytics/reset"
+    assert (
+        status.next_execution is not None and status.next_execution.isoformat() == "2026-01-01T00:00:00+00:00"
+    )
+    assert status.runs == [] and "no run yet" in status.describe() and "test run" in status.describe()
+    assert [(m, p) for m, p, _, _ in state.requests][-2:] == [
+        ("GET", f"/jobs/{result.job_id}"),
+        ("GET", f"/jobs/{result.job_id}/history"),
+    ]
+    # after a test run started from the console, the history shows it
+    state.history = [
+        {
+            "jobId": result.job_id,
+            "date": 1767225611,
+            "status": 1,
+            "statusText": "OK",
+            "httpStatus": 200,
+            "duration": 239,
+        },
+        {
+            "jobId": result.job_id,
+            "date": 1767139211,
+            "status": 4,
+            "statusText": "HTTP error",
+            "httpStatus": 401,
+            "duration": 120,
+        },
+    ]
+    status = cronjob.job_status(API_KEY, result.job_id, api_url=url)
+    assert [(r.status, r.http_status) for r in status.runs] == [("OK", 200), ("failed (HTTP error)", 401)]
+    shown = status.describe()
+    assert (
+        "2026-01-01 00:00:11 UTC: OK, HTTP 200" in shown and API_KEY not in shown and ADMIN_TOKEN not in shown
+    )
 
 
 def test_check_api_key(stub: tuple[CronJobApiStub, str]) -> None:

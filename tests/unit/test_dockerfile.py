@@ -186,6 +186,19 @@ def test_dockerfile_keeps_its_invariants() -> None:
     assert dockerfile_problems(DOCKERFILE.read_text(encoding="utf-8")) == []
 
 
+def test_the_dapr_runtime_is_on_the_sdks_minor_release() -> None:
+    declared = [
+        args for keyword, args in instructions(DOCKERFILE.read_text(encoding="utf-8")) if keyword == "ARG"
+    ]
+    runtime = dict(pair for args in declared for pair in env_pairs(args))["DAPR_VERSION"]
+    lock = (DOCKERFILE.parent / "requirements.lock").read_text(encoding="utf-8")
+    sdk = re.search(r"^dapr==(\d+\.\d+)\.", lock, re.M)
+    assert sdk, "requirements.lock pins no dapr SDK"
+    assert runtime.startswith(sdk.group(1) + "."), (
+        f"daprd {runtime} and the dapr SDK {sdk.group(1)}.x drifted apart"
+    )
+
+
 def test_dapr_binaries_are_fetched_in_a_build_stage_and_checked() -> None:
     *build, final = stages(DOCKERFILE.read_text(encoding="utf-8"))
     fetch = " ".join(a for s in build for a in s.all("RUN") if "daprd" in a)

@@ -267,7 +267,7 @@ def test_fallbacks_for_closed_ports(settings_factory) -> None:  # type: ignore[n
     notes = doctor.fallbacks(ports, settings_factory())
     assert any("UPSTASH_REDIS_REST_URL" in n and "unset REDIS_URL" in n for n in notes)
     assert any("unset AMQP_URL" in n and "in-process" in n for n in notes)
-    assert any("no HTTPS fallback" in n for n in notes)
+    assert any("Postgres reachable on a port this host may open (443, or 5432" in n for n in notes)
 
     with_rest = settings_factory(
         upstash_redis_rest_url="https://x.upstash.io", upstash_redis_rest_token="tok-123456"

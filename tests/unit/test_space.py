@@ -48,27 +48,45 @@ def front(folder: Path) -> dict[str, Any]:
 
 
 # -- the folder ------------------------------------------------------------------------------------------------
-def test_gradio_space_folder_is_complete(tmp_path: Path) -> None:
-    folder = space.build_space(tmp_path / "space")
+def test_zerogpu_folder_is_the_free_gradio_space_on_python_312(tmp_path: Path) -> None:
+    folder = space.build_space(tmp_path / "space")  # the default target: the one a free account may host
+    assert folder.target.name == "zerogpu" and folder.target.free
     assert space.check_space(folder.path) == []
     data = front(folder.path)
-    assert data["sdk"] == "gradio" and data["app_file"] == "app.py" and "app_port" not in data
-    assert data["sdk_version"] == space.gradio_version() and data["python_version"] == "3.11"
     assert data == folder.front_matter
+    assert data["sdk"] == "gradio" and data["app_file"] == "app.py" and "app_port" not in data
+    assert data["python_version"] == "3.12.12" and data["hf_oauth"] is True
+    py312 = space.lock_pins(space.project_root() / "requirements-py312.lock")
+    assert data["sdk_version"] == py312["gradio"]
     requirements = (folder.path / "requirements.txt").read_text().splitlines()
-    assert f"gradio=={data['sdk_version']}" in requirements
-    assert all("--hash" not in line and "==" in line for line in requirements)
-    for name in ("app.py", "daca_kit/__init__.py", "daca_kit/web/server.py", "components/pubsub.yaml"):
+    assert f"gradio=={data['sdk_version']}" in requirements and f"spaces=={py312['spaces']}" in requirements
+    assert requirements == [f"{name}=={version}" for name, version in py312.items()]
+    for name in ("app.py", "daca_kit/__init__.py", "daca_kit/web/zerogpu.py", "components/pubsub.yaml"):
         assert name in folder.files
     assert not any("__pycache__" in f or f.endswith(".pyc") for f in folder.files)
     assert "Dockerfile" not in folder.files
+    readme = (folder.path / "README.md").read_text()
+    assert "Free for a personal account in good standing" in readme and "spaces-zerogpu.md" in readme
+
+
+def test_cpu_folder_is_a_gradio_space_on_the_runtime_lock(tmp_path: Path) -> None:
+    folder = space.build_space(tmp_path / "cpu", target="cpu")
+    assert space.check_space(folder.path) == [] and folder.target.plan == "PRO"
+    data = front(folder.path)
+    assert data["python_version"] == "3.11" and data["suggested_hardware"] == "cpu-basic"
+    assert data["hf_oauth"] is True and data["sdk_version"] == space.gradio_version()
+    requirements = (folder.path / "requirements.txt").read_text().splitlines()
+    assert not any(line.startswith("spaces==") for line in requirements)
+    assert all("--hash" not in line and "==" in line for line in requirements)
+    assert "Needs a paid plan (PRO)" in (folder.path / "README.md").read_text()
 
 
 def test_docker_space_folder_is_complete(tmp_path: Path) -> None:
-    folder = space.build_space(tmp_path / "docker", sdk="docker")
+    folder = space.build_space(tmp_path / "docker", target="docker")
     assert space.check_space(folder.path) == []
     data = front(folder.path)
     assert data["sdk"] == "docker" and data["app_port"] == 7860 and "sdk_version" not in data
+    assert "hf_oauth" not in data and folder.target.plan == "PRO"
     for name in ("Dockerfile", "requirements.lock", "pyproject.toml", "docker/supervise.py", "app.py"):
         assert name in folder.files, name
 
@@ -77,26 +95,42 @@ def test_check_space_names_what_is_wrong(tmp_path: Path) -> None:
     folder = space.build_space(tmp_path / "space").path
     (folder / "app.py").unlink()
     (folder / ".env").write_text("GEMINI_API_KEY=x\n")
-    readme = folder / "README.md"
-    readme.write_text(readme.read_text().replace("python_version: '3.11'", "python_version: '3.9'"))
-    problems = " ".join(space.check_space(folder))
-    assert (
-        "app.py is missing" in problems
-        and ".env is in the folder" in problems
-        and "python_version" in problems
+    requirements = folder / "requirements.txt"
+    requirements.write_text(
+        "".join(
+            line + "\n" for line in requirements.read_text().splitlines() if not line.startswith("spaces")
+        )
     )
+    problems = " ".join(space.check_space(folder))
+    assert "app.py is missing" in problems and ".env is in the folder" in problems
+    assert "spaces package" in problems
 
-    docker = space.build_space(tmp_path / "docker", sdk="docker").path
+    cpu = space.build_space(tmp_path / "cpu", target="cpu").path
+    readme = cpu / "README.md"
+    readme.write_text(readme.read_text().replace("python_version: '3.11'", "python_version: '3.9'"))
+    assert any("python_version should be 3.11" in p for p in space.check_space(cpu))
+
+    docker = space.build_space(tmp_path / "docker", target="docker").path
     (docker / "docker" / "supervise.py").unlink()
     assert any("docker/supervise.py" in p for p in space.check_space(docker))
 
     readme.write_text("no front matter\n")
-    assert space.check_space(folder) and "sdk" in " ".join(space.check_space(folder))
+    assert space.check_space(cpu) and "sdk" in " ".join(space.check_space(cpu))
 
 
-def test_build_refuses_an_unknown_sdk(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="sdk"):
-        space.build_space(tmp_path / "x", sdk="streamlit")
+def test_build_refuses_an_unknown_target(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="zerogpu, cpu, docker"):
+        space.build_space(tmp_path / "x", target="streamlit")
+
+
+@pytest.mark.parametrize("target", sorted(space.TARGETS))
+def test_the_cli_builds_each_target(tmp_path: Path, target: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from daca_kit.cli import main
+
+    assert main(["space", "build", "--target", target, str(tmp_path / target)]) == 0
+    shown = capsys.readouterr().out
+    assert str(tmp_path / target) in shown and space.TARGETS[target].cost in shown
+    assert space.check_space(tmp_path / target) == []
 
 
 def test_space_url() -> None:
@@ -168,6 +202,7 @@ def test_deploy_plan_runs_in_order_on_the_api(tmp_path: Path) -> None:
     ]
     create = api.calls[0][1]
     assert create["space_sdk"] == "gradio" and create["repo_type"] == "space" and create["exist_ok"] is True
+    assert create["space_hardware"] == "zero-a10g"  # ZeroGPU, asked for when the Space is created
     assert api.calls[1][1] == {
         "repo_id": "someone/daca-prototype",
         "key": "GEMINI_API_KEY",
@@ -178,10 +213,13 @@ def test_deploy_plan_runs_in_order_on_the_api(tmp_path: Path) -> None:
 
 
 def test_upload_space_reads_the_sdk_from_the_folder(tmp_path: Path) -> None:
-    folder = space.build_space(tmp_path / "docker", sdk="docker")
+    folder = space.build_space(tmp_path / "docker", target="docker")
     api = FakeHfApi()
     space.upload_space(folder.path, "someone/daca-docker", "hf_token_value", {"GEMINI_API_KEY": "k"}, api=api)
-    assert api.calls[0][1]["space_sdk"] == "docker"
+    assert api.calls[0][1]["space_sdk"] == "docker" and api.calls[0][1]["space_hardware"] == "cpu-basic"
+    zerogpu = space.build_space(tmp_path / "zerogpu")
+    space.upload_space(zerogpu.path, "someone/daca", "hf_token_value", api=api)
+    assert api.calls[-2][1]["space_hardware"] == "zero-a10g"
     with pytest.raises(ValueError, match="HF_TOKEN"):
         space.upload_space(folder.path, "someone/daca-docker", "", api=api)
 

@@ -136,10 +136,29 @@ class DecidedReview(BaseModel):
 
 class BackendHealth(BaseModel):
     backend: str
+    kind: str | None = None  # sqlite, postgres, cockroachdb, redis, upstash-rest, rabbitmq, gemini, ...
     ok: bool
     error: str | None = None
     latency_ms: float | None = None
     checked: str | None = None
+
+
+class PortHealth(BaseModel):
+    """One configured service's port, probed from the app once at start."""
+
+    host: str
+    port: int
+    service: str
+    setting: str
+    open: bool
+    detail: str
+    latency_ms: float | None = None
+
+
+class ReachabilityHealth(BaseModel):
+    checked: bool
+    ports: list[PortHealth]
+    fallbacks: list[str]
 
 
 class Health(BaseModel):
@@ -147,6 +166,7 @@ class Health(BaseModel):
     degraded: list[str]
     backends: dict[str, BackendHealth]
     warnings: list[str]
+    reachability: ReachabilityHealth
     runtime: str
 
 

@@ -1,4 +1,5 @@
-"""The Usage tab: where each part runs, and the free-tier meter (the same numbers as `GET /usage`).
+"""The Usage tab: where each part runs, which of their ports open from here, and the free-tier meter
+(the same numbers as `GET /usage` and `GET /health`).
 
     view = UsageView()                               # inside the caller's gr.Tabs
     view.wire(token, UsageHandlers(kit, sessions))   # token: the Review tab's session token
@@ -15,6 +16,7 @@ import gradio as gr
 import pandas as pd
 
 from daca_kit.core.kit import Kit
+from daca_kit.core.models import Reachability
 from daca_kit.errors import CountersError
 from daca_kit.web.ui.handlers import PRIVATE, readable_errors
 from daca_kit.web.ui.reviewers import ReviewerSessions
@@ -43,7 +45,9 @@ METER_COLUMNS = [
 class UsageHandlers:
     """The function behind the Usage tab.
 
-    backends, meter, chart, note, counts_md, counts_df = UsageHandlers(kit, sessions).usage(token, profile)
+    backends, meter, chart, note, counts_md, counts_df, reach_md = UsageHandlers(kit, sessions).usage(
+        token, profile
+    )
     """
 
     def __init__(self, kit: Kit, sessions: ReviewerSessions) -> None:
@@ -108,7 +112,22 @@ class UsageHandlers:
             note,
             counts_md,
             gr.Dataframe(value=counts_df, visible=self.sessions.valid(token, profile)),
+            reach_text(self.kit.reachability),
         )
+
+
+def reach_text(reach: Reachability) -> str:
+    """Markdown: the configured services' ports as the app found them at start, and the fallbacks."""
+    if not reach.checked:
+        return "**Outbound ports:** being checked (the app probes its services' ports once, at start)."
+    if not reach.ports:
+        return "**Outbound ports:** nothing to check: every part runs embedded."
+    lines = ["**Outbound ports from this app** (probed once at start):", ""]
+    for port in reach.ports:
+        state = "open" if port.open else f"**closed** ({port.detail})"
+        lines.append(f"- `{port.setting or port.service}` port {port.port}: {state}")
+    lines += [f"- Fallback: {note}" for note in reach.fallbacks]
+    return "\n".join(lines)
 
 
 class UsageView:
@@ -122,6 +141,7 @@ class UsageView:
         """Adds the tab and its components to the gr.Tabs being built."""
         with gr.Tab("Usage", id="usage") as self.tab:
             self.note = gr.Markdown(elem_id="usage-note")
+            self.reach_md = gr.Markdown(elem_id="usage-reach")
             with gr.Row():
                 self.backends_df = gr.Dataframe(
                     pd.DataFrame([], columns=["Part", "Runs on"]),
@@ -161,7 +181,15 @@ class UsageView:
             [self.tab.select, self.refresh_btn.click],
             handlers.usage,
             inputs=[token],
-            outputs=[self.backends_df, self.meter_df, self.chart, self.note, self.counts_md, self.counts_df],
+            outputs=[
+                self.backends_df,
+                self.meter_df,
+                self.chart,
+                self.note,
+                self.counts_md,
+                self.counts_df,
+                self.reach_md,
+            ],
             concurrency_limit=4,
             **PRIVATE,
         )
