@@ -107,7 +107,7 @@ def bootstrap(
 ) -> Kit:
     """Builds a Kit from settings; any port passed in is used as given."""
     settings = settings or load_settings()
-    stores = store or open_stores(settings.database_url)
+    stores = store or open_stores(settings.database_url, timeout=settings.db_timeout)
     windows: RateWindows | None = None
     if counters is None:
         counters, windows = build_counters(settings, stores)
@@ -159,7 +159,7 @@ def service_database(settings: Settings, *, timeout: float | None = None) -> Sql
     """Postgres or CockroachDB when DATABASE_URL names one; None for the embedded SQLite file."""
     if backend_kind(settings.database_url) == "sqlite":
         return None
-    return SqlDatabase(settings.database_url, connect_timeout=timeout)
+    return SqlDatabase(settings.database_url, connect_timeout=timeout, timeout=settings.db_timeout)
 
 
 def service_counters(settings: Settings, *, timeout: float | None = None) -> KeyValueCounters | None:

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "DB_CONNECTION", "database_url"),
         repr=False,
     )
+    # How long one database call may wait (connecting included) before the turn fails with a 503.
+    db_timeout: float = Field(
+        3.0, gt=0, le=300, validation_alias=AliasChoices("DACA_DB_TIMEOUT", "db_timeout")
+    )
     redis_url: SecretStr | None = Field(None, validation_alias=AliasChoices("REDIS_URL", "redis_url"))
     upstash_redis_rest_url: str | None = Field(
         None, validation_alias=AliasChoices("UPSTASH_REDIS_REST_URL", "upstash_redis_rest_url")

@@ -1,8 +1,10 @@
 """Shared fixtures.
 
 Services: `pg_url` (a fresh Postgres database per test), `redis_url` (a Redis database index private to
-this test session, flushed per test), `amqp_url` (a RabbitMQ vhost private to this session). A test that
-needs a service it cannot reach is skipped with the reason, or fails when DACA_REQUIRE_SERVICES=1.
+this test session, flushed per test), `amqp_url` (a RabbitMQ vhost private to this session) and
+`amqp_user` (a temporary RabbitMQ user on it). A test that needs a service it cannot reach, or a vhost or
+user that rabbitmqctl cannot make, is skipped with the reason, or fails when DACA_REQUIRE_SERVICES=1 (CI):
+no fixture falls back to something shared, and none makes a test vanish in CI.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
+from urllib.parse import quote
 
 import pytest
 
@@ -27,6 +32,7 @@ PG_HOST, PG_PORT = (
 )
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 AMQP_HOST, AMQP_PORT = "127.0.0.1", 5672
+AMQP_USER_PASSWORD = "mqpw-SECRET-8a2f19"  # `amqp_user`'s; the secret scans look for it in every output
 
 
 def reachable(host: str, port: int, timeout: float = 1.0) -> bool:
@@ -37,13 +43,16 @@ def reachable(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
-def need(service: str, host: str, port: int) -> None:
-    if reachable(host, port):
-        return
-    reason = f"{service} is not reachable at {host}:{port}"
+def unavailable(reason: str) -> NoReturn:
+    """Skips the test with `reason`; under DACA_REQUIRE_SERVICES=1 (CI) fails it, so no test vanishes."""
     if os.environ.get("DACA_REQUIRE_SERVICES") == "1":
-        pytest.fail(reason + " and DACA_REQUIRE_SERVICES=1")
+        pytest.fail(reason + " and DACA_REQUIRE_SERVICES=1", pytrace=False)
     pytest.skip(reason)
+
+
+def need(service: str, host: str, port: int) -> None:
+    if not reachable(host, port):
+        unavailable(f"{service} is not reachable at {host}:{port}")
 
 
 @pytest.fixture
@@ -72,9 +81,9 @@ def settings_factory(tmp_path: Path):
 
 
 # -- Postgres -----------------------------------------------------------------------------------
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A new, empty Postgres database for one test, dropped afterwards."""
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """A new, empty Postgres database, dropped on leaving the block (for fixtures of any scope)."""
     need("PostgreSQL", PG_HOST, PG_PORT)
     import psycopg
 
@@ -89,49 +98,87 @@ def pg_url() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A new, empty Postgres database for one test, dropped afterwards."""
+    with fresh_database() as url:
+        yield url
+
+
 # -- Redis --------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def _redis_db() -> int:
     return int(os.environ.get("DACA_TEST_REDIS_DB", random.randint(1, 15)))
 
 
-@pytest.fixture
-def redis_url(_redis_db: int) -> str:
-    """A Redis URL on a database index private to this session, flushed before the test."""
+def flushed_redis(db: int) -> str:
+    """The URL of Redis database `db`, emptied (for fixtures of any scope)."""
     need("Redis", REDIS_HOST, REDIS_PORT)
     import redis
 
-    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=_redis_db)
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db)
     client.flushdb()
     client.close()
-    return f"redis://{REDIS_HOST}:{REDIS_PORT}/{_redis_db}"
+    return f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"
+
+
+@pytest.fixture
+def redis_url(_redis_db: int) -> str:
+    """A Redis URL on a database index private to this session, flushed before the test."""
+    return flushed_redis(_redis_db)
 
 
 # -- RabbitMQ -----------------------------------------------------------------------------------
+def rabbitmqctl(*args: str) -> str | None:
+    """Runs `rabbitmqctl -q ARGS`; None when it worked, else why not (its last line of error)."""
+    try:
+        done = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    if done.returncode == 0:
+        return None
+    lines = (done.stderr or done.stdout).strip().splitlines()
+    return lines[-1] if lines else f"exit code {done.returncode}"
+
+
 @pytest.fixture(scope="session")
 def _amqp_vhost() -> Iterator[str]:
-    if not reachable(AMQP_HOST, AMQP_PORT):
-        yield ""
-        return
+    """A RabbitMQ vhost private to this session (never the shared `/`), made with rabbitmqctl."""
+    need("RabbitMQ", AMQP_HOST, AMQP_PORT)
     vhost = f"daca-test-{uuid.uuid4().hex[:8]}"
-    ok = subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], capture_output=True).returncode == 0
-    if ok:
-        subprocess.run(
-            ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
-            capture_output=True,
-        )
-    yield vhost if ok else "/"
-    if ok:
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True)
+    failed = rabbitmqctl("add_vhost", vhost)
+    if failed:
+        unavailable(f"rabbitmqctl could not add the test vhost ({failed})")
+    failed = rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    if failed:
+        rabbitmqctl("delete_vhost", vhost)
+        unavailable(f"rabbitmqctl could not give guest the test vhost ({failed})")
+    try:
+        yield vhost
+    finally:
+        rabbitmqctl("delete_vhost", vhost)
 
 
 @pytest.fixture
 def amqp_url(_amqp_vhost: str) -> str:
     """An AMQP URL on a vhost private to this test session."""
-    need("RabbitMQ", AMQP_HOST, AMQP_PORT)
-    from urllib.parse import quote
-
     return f"amqp://guest:guest@{AMQP_HOST}:{AMQP_PORT}/{quote(_amqp_vhost, safe='')}"
+
+
+@pytest.fixture(scope="module")
+def amqp_user(_amqp_vhost: str) -> Iterator[str]:
+    """An AMQP URL with a temporary user (password AMQP_USER_PASSWORD) on the test vhost, one per module."""
+    name = f"daca-sec-{uuid.uuid4().hex[:8]}"
+    failed = rabbitmqctl("add_user", name, AMQP_USER_PASSWORD)
+    if failed:
+        unavailable(f"rabbitmqctl could not add a user ({failed})")
+    try:
+        failed = rabbitmqctl("set_permissions", "-p", _amqp_vhost, name, ".*", ".*", ".*")
+        if failed:
+            unavailable(f"rabbitmqctl could not give a user the test vhost ({failed})")
+        yield f"amqp://{name}:{AMQP_USER_PASSWORD}@{AMQP_HOST}:{AMQP_PORT}/{quote(_amqp_vhost, safe='')}"
+    finally:
+        rabbitmqctl("delete_user", name)
 
 
 def purge_queues(url: str) -> None:

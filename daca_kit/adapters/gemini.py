@@ -2,8 +2,10 @@
 
 Retries are ours, not the SDK's: the client is built with `HttpRetryOptions(attempts=1)` and `generate`
 retries 408, 429, 5xx, timeouts and connection errors with exponential backoff (`backoff`, `2*backoff`,
-...) up to `max_retries` attempts in all. Every failure leaves as a `ModelError` whose message says which
-setting to change; the API key never appears in a message or a log line.
+...) up to `max_retries` attempts in all, within one deadline: `timeout` (GEMINI_TIMEOUT) is the longest
+a reply may take, retries included, and each attempt gets only the time left (a model that stopped
+answering costs a chat turn GEMINI_TIMEOUT, not one timeout per attempt). Every failure leaves as a
+`ModelError` whose message says which setting to change; the API key never appears in a message or a log line.
 
 Usage:
     model = GeminiReplyModel(api_key, DEFAULT_GEMINI_MODEL)
@@ -34,6 +36,7 @@ logger = logging.getLogger(__name__)
 KEY_HELP = "https://aistudio.google.com/apikey"
 GEMINI_HOST = "generativelanguage.googleapis.com"  # where the SDK sends requests without GEMINI_BASE_URL
 MAX_BACKOFF_SECONDS = 30.0
+MIN_ATTEMPT_SECONDS = 0.5  # no retry starts with less of GEMINI_TIMEOUT left than this
 
 T = TypeVar("T")
 
@@ -125,15 +128,19 @@ class GeminiReplyModel:
         return f"GeminiReplyModel(model={self.model!r})"  # never the key
 
     def generate(self, request: ReplyRequest) -> Reply:
-        config = types.GenerateContentConfig(
-            system_instruction=self._system_instruction(request),
-            # No tools are passed; turning automatic function calling off also keeps the SDK quiet.
-            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
-        )
+        instruction = self._system_instruction(request)
         contents = self._contents(request)
-        response, attempts = self._with_retries(
-            lambda: self._client.models.generate_content(model=self.model, contents=contents, config=config)
-        )
+
+        def attempt(seconds_left: float) -> types.GenerateContentResponse:
+            config = types.GenerateContentConfig(
+                system_instruction=instruction,
+                # No tools are passed; turning automatic function calling off also keeps the SDK quiet.
+                automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+                http_options=types.HttpOptions(timeout=max(1, round(seconds_left * 1000))),  # milliseconds
+            )
+            return self._client.models.generate_content(model=self.model, contents=contents, config=config)
+
+        response, attempts = self._with_retries(attempt)
         text = (response.text or "").strip()
         if not text:
             raise ModelError(self._empty_reply_sentence(response))
@@ -198,20 +205,23 @@ class GeminiReplyModel:
 
     # errors and retries
 
-    def _with_retries(self, call: Callable[[], T]) -> tuple[T, int]:
+    def _with_retries(self, call: Callable[[float], T]) -> tuple[T, int]:
+        """`call(seconds_left)` until it succeeds, fails for good, or GEMINI_TIMEOUT has passed."""
+        deadline = time.monotonic() + self._timeout
         attempt = 1
         while True:
             with self._calls_lock:
                 self.calls += 1
             try:
-                return call(), attempt
+                return call(max(0.001, deadline - time.monotonic())), attempt
             except Exception as exc:
                 error = self._translate(exc, attempts=attempt)
                 if error is None:
                     raise
-                if not error.retryable or attempt >= self._max_retries:
-                    raise error from exc
                 delay = min(self._backoff * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
+                left = deadline - time.monotonic() - delay
+                if not error.retryable or attempt >= self._max_retries or left < MIN_ATTEMPT_SECONDS:
+                    raise error from exc
                 logger.warning(
                     "Gemini call failed (%s), attempt %d of %d; retrying in %.2f s",
                     self._short(exc),

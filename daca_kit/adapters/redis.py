@@ -22,7 +22,7 @@ from redis.exceptions import AuthenticationError, RedisError, ResponseError
 from daca_kit.adapters.network import chain_text, elapsed_ms, first_line, looks_tls, reach, unreachable
 from daca_kit.core.analytics import COUNT_KEY
 from daca_kit.core.models import Backend, RoundTrip
-from daca_kit.errors import AUTH, ERROR, MISSING, TLS, CountersError
+from daca_kit.errors import AUTH, ERROR, MISSING, PORT_CLOSED, TLS, CountersError
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,17 @@ def explain_redis_error(
             f"Upstash at {host} closed the connection: Upstash speaks TLS only, so {setting} must start "
             "with rediss://.",
             problem=TLS,
+        )
+    if isinstance(exc, redis.TimeoutError):
+        return CountersError(
+            f"{where} did not answer in time: check that the server in {setting} is up and that this host "
+            "may reach it.",
+            problem=PORT_CLOSED,
+        )
+    if any(w in text for w in ("reset by peer", "closed by server", "broken pipe")):
+        return CountersError(
+            f"{where} dropped the connection: check that the server in {setting} is running; the next "
+            "call reconnects."
         )
     return CountersError(
         f"{where} failed ({type(exc).__name__}: {first_line(exc, secrets)}): check {setting}.", problem=ERROR
@@ -272,14 +283,16 @@ class RedisCounters(KeyValueCounters):
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 2.0) -> RedisCounters:
         from redis.backoff import NoBackoff
+        from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.retry import Retry
 
         client = redis.Redis.from_url(
             url,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
-            # One quick retry (a dropped idle connection), not redis-py's default backoff series.
-            retry=Retry(NoBackoff(), 1),
+            # One quick retry of a dropped idle connection, not redis-py's default backoff series; a
+            # timeout is not retried, so a Redis that stopped answering costs a turn `timeout` s, not 2x.
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
             health_check_interval=30,
             decode_responses=True,
             max_connections=50,

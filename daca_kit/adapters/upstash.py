@@ -8,17 +8,22 @@ scripts as `RedisCounters`, so both can share one database.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
+
 from daca_kit.adapters.network import chain_text, elapsed_ms, first_line, looks_tls, reach, unreachable
 from daca_kit.adapters.redis import SCRIPTS, KeyValueCounters
 from daca_kit.core.models import Backend, RoundTrip
-from daca_kit.errors import AUTH, ERROR, TLS, ConfigError, CountersError
+from daca_kit.errors import AUTH, ERROR, PORT_CLOSED, TLS, ConfigError, CountersError
 
 SETTING = "UPSTASH_REDIS_REST_URL"
+
+log = logging.getLogger(__name__)
 
 
 def rest_address(url: str) -> tuple[str, int]:
@@ -28,7 +33,7 @@ def rest_address(url: str) -> tuple[str, int]:
 
 
 def explain_upstash_error(
-    exc: BaseException, host: str, port: int = 443, secrets: Sequence[str] = ()
+    exc: BaseException, host: str, port: int = 443, secrets: Sequence[str] = (), timeout: float | None = None
 ) -> CountersError:
     """The CountersError for a failed REST call: a sentence naming the setting to fix, and its `problem`."""
     text = chain_text(exc)
@@ -45,6 +50,17 @@ def explain_upstash_error(
             f"The TLS handshake with Upstash at {host} failed: check that {SETTING} starts with https://.",
             problem=TLS,
         )
+    if isinstance(exc, httpx.TimeoutException):
+        within = f" within {timeout:g} s" if timeout else ""
+        return CountersError(
+            f"Upstash at {host} did not answer{within}: check {SETTING}, and that the database is up.",
+            problem=PORT_CLOSED,
+        )
+    if isinstance(exc, httpx.TransportError):
+        return CountersError(
+            f"Upstash at {host} dropped the connection ({type(exc).__name__}): check {SETTING}, and that the "
+            "database is up; the next call reconnects."
+        )
     return CountersError(
         f"Upstash at {host} failed ({type(exc).__name__}: {first_line(exc, secrets)}): check {SETTING} "
         "and UPSTASH_REDIS_REST_TOKEN.",
@@ -58,7 +74,7 @@ class UpstashCounters(KeyValueCounters):
     name = "upstash-rest"
     setting = SETTING
 
-    def __init__(self, client: Any, *, url: str, timeout: float = 5.0, secrets: Sequence[str] = ()) -> None:
+    def __init__(self, client: Any, *, url: str, timeout: float = 1.5, secrets: Sequence[str] = ()) -> None:
         self._host, self._port = rest_address(url)
         self._timeout = timeout
         self._secrets = list(secrets)
@@ -68,17 +84,21 @@ class UpstashCounters(KeyValueCounters):
         self.client = client
 
     @classmethod
-    def from_rest(cls, url: str, token: str, *, timeout: float = 5.0) -> UpstashCounters:
-        import httpx
+    def from_rest(cls, url: str, token: str, *, timeout: float = 1.5) -> UpstashCounters:
+        """Counters on Upstash's REST API; a call fails within about 2 x `timeout` seconds (one retry)."""
         from upstash_redis import Redis
 
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
             raise ConfigError(f"{SETTING} must be the https:// REST URL from the Upstash console.")
-        client = Redis(url=url, token=token, rest_retries=1, rest_retry_interval=0.5, allow_telemetry=False)
-        # The SDK's HTTP client has no timeout; a hung request must not hang a chat turn.
+        client = Redis(url=url, token=token, rest_retries=1, rest_retry_interval=0.1, allow_telemetry=False)
+        # The SDK's HTTP client has no timeout, and it retries whatever failed: a request to a host that
+        # stopped answering would hang a chat turn. Each attempt gets `timeout` seconds, so two attempts
+        # stay within a turn's bound of 5 s.
         http = getattr(client, "_http", None)
         if http is not None and hasattr(http, "_client"):
             http._client.timeout = httpx.Timeout(timeout)
+        else:
+            log.warning("upstash-redis changed: its requests may have no timeout (a chat turn could hang)")
         return cls(client, url=url, timeout=timeout, secrets=[token])
 
     def _eval(self, script: str, keys: list[str], args: list[Any]) -> Any:
@@ -96,7 +116,7 @@ class UpstashCounters(KeyValueCounters):
 
     def _explain(self, exc: Exception) -> CountersError:
         # upstash-redis raises UpstashError, and httpx errors for the transport.
-        return explain_upstash_error(exc, self._host, self._port, self._secrets)
+        return explain_upstash_error(exc, self._host, self._port, self._secrets, self._timeout)
 
     def check(self) -> RoundTrip:
         """Opens port 443, then one PING over the REST API (see `Checkable`)."""

@@ -35,7 +35,7 @@ def stub() -> Iterator[GeminiStub]:
 @pytest.fixture
 def kit(settings_factory: Any, stub: GeminiStub) -> Iterator[Kit]:
     settings = settings_factory(
-        gemini_api_key=KEY, gemini_model=MODEL, gemini_base_url=stub.base_url, gemini_timeout=1.0
+        gemini_api_key=KEY, gemini_model=MODEL, gemini_base_url=stub.base_url, gemini_timeout=3.0
     )
     with bootstrap(settings) as running:
         yield running

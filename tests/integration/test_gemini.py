@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -155,27 +156,35 @@ def test_rate_limit_that_persists_says_to_wait(stub: GeminiStub, sleep: Recordin
     assert len(stub.requests) == 2
 
 
-def test_timeout_retries_then_raises_retryable(stub: GeminiStub, sleep: RecordingSleep) -> None:
+def test_a_timeout_ends_the_reply_at_gemini_timeout(stub: GeminiStub, sleep: RecordingSleep) -> None:
+    # GEMINI_TIMEOUT bounds the whole reply, retries included: an attempt that used it up is not retried.
     stub.plan("timeout", "timeout")
-    model = make_model(stub, sleep, timeout=0.5, max_retries=2)
+    model = make_model(stub, sleep, timeout=0.5, max_retries=3)
 
+    start = time.monotonic()
     with pytest.raises(ModelError) as caught:
         model.generate(request())
 
+    assert time.monotonic() - start < 0.5 + 0.4
     assert caught.value.retryable is True
+    assert "GEMINI_TIMEOUT" in str(caught.value)
+    assert len(stub.requests) == 1
+    assert sleep.delays == []
+
+
+def test_a_retry_gets_only_the_time_left(stub: GeminiStub, sleep: RecordingSleep) -> None:
+    # A quick failure is retried; the retry may use what is left of GEMINI_TIMEOUT, and no more.
+    stub.plan(500, "timeout")
+    model = make_model(stub, sleep, timeout=1.5)
+
+    start = time.monotonic()
+    with pytest.raises(ModelError) as caught:
+        model.generate(request())
+
+    assert time.monotonic() - start < 1.5 + 0.4
     assert "GEMINI_TIMEOUT" in str(caught.value)
     assert len(stub.requests) == 2
     assert sleep.delays == [0.5]
-
-
-def test_timeout_then_success(stub: GeminiStub, sleep: RecordingSleep) -> None:
-    stub.plan("timeout", 200)
-    model = make_model(stub, sleep, timeout=0.5)
-
-    reply = model.generate(request("still there?"))
-
-    assert reply.text == "stub reply to: still there?"
-    assert reply.metadata["attempts"] == 2
 
 
 def test_unreachable_server_is_retryable(sleep: RecordingSleep) -> None:

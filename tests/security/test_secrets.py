@@ -5,7 +5,6 @@ during full turns, failures included, and searched; so is everything the real ap
 from __future__ import annotations
 
 import logging
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,8 @@ import redis
 
 from daca_kit.bootstrap import bootstrap
 from daca_kit.errors import DacaError
-from tests.conftest import AMQP_HOST, AMQP_PORT, need, purge_queues
+from tests.conftest import AMQP_USER_PASSWORD as AMQP_PASSWORD
+from tests.conftest import purge_queues
 from tests.security.conftest import ADMIN_TOKEN, REVIEWER_PASSWORD
 from tests.support.appproc import AppProcess, eventually
 from tests.support.gemini_stub import GeminiStub
@@ -28,7 +28,6 @@ pytestmark = pytest.mark.integration
 GEMINI_KEY = "AIzaSy-SECRET-gemini-5e1f0a9c"
 DB_PASSWORD = "dbpw-SECRET-71c0e2"
 REDIS_PASSWORD = "rdpw-SECRET-3b9d44"
-AMQP_PASSWORD = "mqpw-SECRET-8a2f19"
 MODEL = "gemini-test-flash"
 
 
@@ -61,25 +60,6 @@ def redis_user(redis_url: str) -> Iterator[str]:
     finally:
         admin.acl_deluser(name)
         admin.close()
-
-
-@pytest.fixture(scope="module")
-def amqp_user(_amqp_vhost: str) -> Iterator[str]:
-    """An AMQP URL with a temporary RabbitMQ user and password on the test vhost (one per module)."""
-    if not _amqp_vhost:
-        need("RabbitMQ", AMQP_HOST, AMQP_PORT)
-    name = f"daca-sec-{uuid.uuid4().hex[:8]}"
-    added = subprocess.run(["rabbitmqctl", "-q", "add_user", name, AMQP_PASSWORD], capture_output=True)
-    if added.returncode != 0:
-        pytest.skip("rabbitmqctl could not add a user")
-    subprocess.run(
-        ["rabbitmqctl", "-q", "set_permissions", "-p", _amqp_vhost, name, ".*", ".*", ".*"],
-        capture_output=True,
-    )
-    try:
-        yield f"amqp://{name}:{AMQP_PASSWORD}@{AMQP_HOST}:{AMQP_PORT}/{quote(_amqp_vhost, safe='')}"
-    finally:
-        subprocess.run(["rabbitmqctl", "-q", "delete_user", name], capture_output=True)
 
 
 SECRETS = {

@@ -2,15 +2,20 @@
 
     with TcpProxy("127.0.0.1", 5672) as proxy:
         url = proxy.wrap_url("amqp://guest:guest@127.0.0.1:5672/")   # -> 127.0.0.1:<proxy.port>
-        proxy.cut()       # resets every live connection; new ones are refused
-        proxy.restore()   # accepts and forwards again, on the same port
+        proxy.cut("blackhole")   # nothing answers any more, on live and new connections
+        proxy.restore()          # forwards again, on the same port
 
 The proxy listens on 127.0.0.1 on a free port and forwards each accepted connection to the target,
-one thread per connection pair. Live connections are reset by every kind of cut; new connections:
-- `cut("refuse")` (default): the port is closed, a connect fails with ECONNREFUSED (the service is down);
-- `cut("reset")`: a connect succeeds and is reset at once (a load balancer in front of a dead service);
-- `cut("blackhole")`: a connect succeeds and nothing ever answers (a dropped route: clients time out).
-The real services are never touched.
+one thread per connection pair. The three kinds of cut are the three ways a service fails:
+- `cut("refuse")` (default): the service is down. The port is closed (a connect fails with
+  ECONNREFUSED) and every live connection is reset at once.
+- `cut("blackhole")`: the route is dropped, or the server froze (the usual cloud failure). A connect
+  succeeds and nothing ever answers; live connections stop forwarding in both directions and stay open,
+  so a client learns of the failure only from its own timeout.
+- `cut("reset")`: the service crashes under the request. Every connection, live or new, is reset (RST,
+  SO_LINGER 0) as soon as either side sends: a request in flight is dropped, unanswered, mid-request.
+`restore()` forwards new connections again and resets the connections a blackhole held (their request
+state is unknown: the client must reconnect). The real services are never touched.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 Mode = Literal["refuse", "reset", "blackhole"]
+MODES: tuple[Mode, ...] = ("refuse", "blackhole", "reset")
 
 
 def _reset(sock: socket.socket) -> None:
@@ -60,6 +66,8 @@ class TcpProxy:
         self._live: set[socket.socket] = set()
         self._held: set[socket.socket] = set()
         self._mode: Mode | None = None  # None: forwarding
+        self._cuts = 0  # how many cuts so far: a pipe held by a blackhole ends when the count moves on
+        self._restored = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._accepter: threading.Thread | None = None
         self.accepted = 0  # connections forwarded
@@ -78,8 +86,13 @@ class TcpProxy:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def url(self) -> str:
+        """http://127.0.0.1:<port>, for an HTTP service behind the proxy."""
+        return f"http://{self.address}"
+
     def wrap_url(self, url: str) -> str:
-        """`url` (redis://, amqp://, postgresql://...) with host and port replaced by the proxy's."""
+        """`url` (redis://, amqp://, postgresql://, http://...) with host and port replaced by the proxy's."""
         parts = urlsplit(url)
         auth = parts.netloc.rpartition("@")[0]
         return urlunsplit(parts._replace(netloc=f"{auth}@{self.address}" if auth else self.address))
@@ -98,9 +111,12 @@ class TcpProxy:
         return self
 
     def cut(self, mode: Mode = "refuse") -> None:
-        """Resets every live connection; new ones are refused, reset or held (see the module docstring)."""
+        """Fails the service in one of three ways; see the module docstring."""
+        if mode not in MODES:
+            raise ValueError(f"unknown cut {mode!r}: use one of {', '.join(MODES)}")
         with self._lock:
             self._mode = mode
+            self._cuts += 1
             closing = self._listener if mode == "refuse" else None
             if closing is not None:
                 self._listener = None
@@ -109,6 +125,8 @@ class TcpProxy:
             # or the kernel would still complete handshakes that are reset a moment later.
             with self._accepting:
                 closing.close()
+        if mode != "refuse":
+            return  # live connections stall (blackhole) or are reset when next used (reset)
         with self._lock:
             live, self._live = self._live, set()
             self.dropped += len(live) // 2
@@ -122,12 +140,15 @@ class TcpProxy:
                 self._listener = self._listen(self.port)
             self._mode = None
             held, self._held = self._held, set()
+            self._restored.notify_all()
         for sock in held:
             _reset(sock)
 
     def close(self) -> None:
         self._stop.set()
         self.cut()
+        with self._lock:
+            self._restored.notify_all()
         if self._accepter is not None:
             self._accepter.join(timeout=2)
         with self._lock:
@@ -165,10 +186,16 @@ class TcpProxy:
                 if mode == "blackhole":
                     self._held.add(client)
                     continue
-            if mode is not None:
-                _reset(client)
-                continue
-            threading.Thread(target=self._pipe, args=(client,), daemon=True).start()
+            target = self._reset_when_used if mode is not None else self._pipe
+            threading.Thread(target=target, args=(client,), daemon=True).start()
+
+    def _reset_when_used(self, client: socket.socket) -> None:
+        """A new connection while reset: it is reset as soon as its first request arrives."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(client, selectors.EVENT_READ)
+            while not self._stop.is_set() and not selector.select(timeout=0.2):
+                pass
+        _reset(client)
 
     def _pipe(self, client: socket.socket) -> None:
         try:
@@ -192,15 +219,26 @@ class TcpProxy:
             for sock in peer:
                 selector.register(sock, selectors.EVENT_READ)
             while not self._stop.is_set():
+                if self._mode == "blackhole":
+                    self._hold()
+                    return  # restored: the held connection is reset
                 for key, _ in selector.select(timeout=0.2):
+                    if self._mode is not None:
+                        break  # a blackhole reads nothing more; a reset drops this request (below)
                     src: socket.socket = key.fileobj  # type: ignore[assignment]
                     data = src.recv(65536)
                     if not data:
                         return
                     peer[src].sendall(data)
-                with self._lock:
-                    if client not in self._live:
-                        return
+                else:
+                    with self._lock:
+                        if client not in self._live:
+                            return
+                    continue
+                if self._mode == "reset":
+                    with self._lock:
+                        self.dropped += 1
+                    return  # reset mid-request, the request unanswered
         except (OSError, ValueError):
             return  # reset by cut() or by a peer
         finally:
@@ -210,3 +248,11 @@ class TcpProxy:
                 self._live.discard(upstream)
             for sock in (client, upstream):
                 _reset(sock)
+
+    def _hold(self) -> None:
+        """Blocks a pipe, reading and sending nothing, until the blackhole is lifted or the proxy closes."""
+        with self._lock:
+            self.dropped += 1
+            cut = self._cuts
+            while self._mode == "blackhole" and self._cuts == cut and not self._stop.is_set():
+                self._restored.wait(0.5)

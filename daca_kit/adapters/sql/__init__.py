@@ -13,6 +13,7 @@ from __future__ import annotations
 from daca_kit.adapters.sql.conversations import SqlConversations
 from daca_kit.adapters.sql.counters import SqlCounters
 from daca_kit.adapters.sql.database import (
+    DEFAULT_TIMEOUT,
     SqlDatabase,
     backend_kind,
     describe_url,
@@ -41,9 +42,11 @@ __all__ = [
 ]
 
 
-def open_stores(url: str) -> Stores:
-    """The four stores on one database (no connection is opened until the first call)."""
-    db = SqlDatabase(url)
+def open_stores(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Stores:
+    """The four stores on one database (no connection is opened until the first call).
+
+    `timeout`: how long one call may wait for a database that stopped answering (DACA_DB_TIMEOUT)."""
+    db = SqlDatabase(url, timeout=timeout)
     outbox = SqlOutbox(db)
     workflows = SqlWorkflowStore(db)
     return Stores(

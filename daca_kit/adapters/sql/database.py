@@ -10,6 +10,12 @@ serialization conflict (SQLSTATE 40001) is retried, as CockroachDB asks clients 
 
 A failure leaves as a `BackendError` whose sentence tells a wrong host, a closed port, TLS, a refused
 login and a missing database or permission apart (`problem`); `check` is `daca-kit doctor`'s round trip.
+
+A database that stops answering fails each call within `timeout` seconds (DACA_DB_TIMEOUT): connecting
+(psycopg's `connect_timeout`, unless DATABASE_URL sets its own), waiting for a pool slot, and every
+transaction (a deadline, `deadline.py`, since psycopg itself would wait for ever). After such a failure
+every call fails at once for a second (`outage`), so a chat turn pays for one timeout, not one per
+statement, and the first call after that tries again: the kit recovers by itself when the database does.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from typing import Any
 from sqlalchemy import Connection, create_engine, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel
 
@@ -38,10 +45,13 @@ from daca_kit.adapters.network import (
     unreachable,
     url_secrets,
 )
+from daca_kit.adapters.sql.deadline import Outage, Watchdog
 from daca_kit.core.models import Backend, RoundTrip
 from daca_kit.errors import AUTH, ERROR, MISSING, PORT_CLOSED, TLS, BackendError, ConfigError
 
 log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 3.0  # seconds; DACA_DB_TIMEOUT
 
 DESCRIPTIONS = {
     "sqlite": "SQLite file (embedded)",
@@ -100,7 +110,11 @@ def database_backend(url: str) -> Backend:
 class SqlDatabase:
     """One engine, its transactions and its statement count. Thread-safe.
 
-    `connect_timeout` (seconds) bounds each new server connection; None leaves the driver's default.
+        db = SqlDatabase(url, timeout=3.0)   # a call to a database that stopped answering fails in ~3 s
+
+    `timeout` (seconds, DACA_DB_TIMEOUT) bounds each call, connecting included (a `connect_timeout` in
+    DATABASE_URL is kept); `connect_timeout` (doctor's) bounds new server connections instead, whatever
+    the URL says.
     """
 
     def __init__(
@@ -110,12 +124,16 @@ class SqlDatabase:
         engine: Engine | None = None,
         echo: bool = False,
         connect_timeout: float | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.url = url
         self.kind = backend_kind(url)
         self.backend = database_backend(url)
         self.statements = 0
         self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self.outage = Outage(cooldown=1.0)  # after the database was found out of reach, calls fail at once
+        self._watchdog = Watchdog()
         try:
             self._parsed = make_url(normalize_url(url))
         except Exception as exc:  # noqa: BLE001 - any parse failure is the same finding
@@ -124,6 +142,8 @@ class SqlDatabase:
         self._count_lock = threading.Lock()
         self.engine = engine or self._make_engine(echo)
         event.listen(self.engine, "before_cursor_execute", self._count_statement)
+        if self.kind != "sqlite":  # a file does not stop answering; it has its own busy timeout
+            event.listen(self.engine, "connect", self._remember_socket)
 
     def __repr__(self) -> str:
         return f"SqlDatabase({describe_url(self.url)!r})"  # never the password
@@ -160,9 +180,20 @@ class SqlDatabase:
         server_args: dict[str, Any] = {}
         if self.connect_timeout is not None:
             server_args["connect_timeout"] = max(1, math.ceil(self.connect_timeout))  # whole seconds in libpq
+        elif "connect_timeout" not in parsed.query:
+            server_args["connect_timeout"] = max(2, math.ceil(self.timeout))  # psycopg waits 2 s at least
         return create_engine(
-            full, echo=echo, pool_size=10, max_overflow=30, pool_recycle=240, connect_args=server_args
+            full,
+            echo=echo,
+            pool_size=10,
+            max_overflow=30,
+            pool_recycle=240,
+            pool_timeout=self.timeout,
+            connect_args=server_args,
         )
+
+    def _remember_socket(self, dbapi_conn: Any, record: Any) -> None:
+        self._watchdog.remember(dbapi_conn, record.info)
 
     def insert(self, table: Any) -> Any:
         """The dialect's INSERT, which has ON CONFLICT (SQLite, Postgres and CockroachDB all do)."""
@@ -188,30 +219,34 @@ class SqlDatabase:
             raise self.explain(exc, "create the tables") from exc
 
     def close(self) -> None:
+        self._watchdog.close()
         self.engine.dispose()
 
     # -- transactions -------------------------------------------------------------------------
     def run(self, work: Callable[[Connection], Any], *, what: str) -> Any:
         """Runs `work` in a transaction; retries CockroachDB conflicts and one dropped connection."""
+        self.outage.check(what)
         attempts = 0
         while True:
             attempts += 1
+            guard = None
             try:
-                with self.engine.begin() as conn:
-                    return work(conn)
+                with self.engine.connect() as conn, self._deadline(conn) as guard, conn.begin():
+                    result = work(conn)
+                self.outage.end()
+                return result
             except DBAPIError as exc:
+                expired = guard is not None and guard.expired
                 sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
-                retry = (sqlstate == "40001" and attempts < 8) or (
-                    exc.connection_invalidated and attempts < 2
+                retry = not expired and (
+                    (sqlstate == "40001" and attempts < 8) or (exc.connection_invalidated and attempts < 2)
                 )
                 if retry:
                     time.sleep(min(0.01 * 2**attempts, 0.5))
                     continue
-                raise self.explain(exc, what) from exc
-            except IntegrityError:
-                raise
+                raise self._failed(exc, what, expired=expired) from exc
             except SQLAlchemyError as exc:
-                raise self.explain(exc, what) from exc
+                raise self._failed(exc, what) from exc
 
     def explain(self, exc: Exception, what: str) -> BackendError:
         """The error for a failed `what` ("store the turn"): the database's sentence, and its `problem`."""
@@ -224,15 +259,51 @@ class SqlDatabase:
         """A single-statement read: no transaction of its own where the database allows (saves a COMMIT)."""
         if self.kind == "sqlite":
             return self.run(work, what=what)
+        self.outage.check(what)
+        guard = None
         try:
-            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                return work(conn)
+            with (
+                self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
+                self._deadline(conn) as guard,
+            ):
+                result = work(conn)
+            self.outage.end()
+            return result
         except DBAPIError as exc:
-            if exc.connection_invalidated:
+            expired = guard is not None and guard.expired
+            if exc.connection_invalidated and not expired:
                 return self.run(work, what=what)
-            raise self.explain(exc, what) from exc
+            raise self._failed(exc, what, expired=expired) from exc
         except SQLAlchemyError as exc:
-            raise self.explain(exc, what) from exc
+            raise self._failed(exc, what) from exc
+
+    # -- a database that stops answering ---------------------------------------------------------
+    def _deadline(self, conn: Connection) -> Any:
+        return self._watchdog.guard(conn.connection.info, self.timeout)
+
+    def _failed(self, exc: SQLAlchemyError, what: str, *, expired: bool = False) -> BackendError:
+        """The error for a failed call; an unreachable database also makes calls fail fast a while."""
+        if expired:
+            found = self._error(
+                f"The database at {self._host}:{self._port} did not answer within {self.timeout:g} s "
+                "(DACA_DB_TIMEOUT): check that the server in DATABASE_URL is up and this host may reach it.",
+                PORT_CLOSED,
+            )
+        elif isinstance(exc, PoolTimeout):
+            found = self._error(
+                f"All of the app's database connections stayed busy for {self.timeout:g} s (DACA_DB_TIMEOUT): "
+                "the app is overloaded or the server in DATABASE_URL is slow; try again shortly."
+            )
+        else:
+            found = self._diagnose(exc)
+        lost = isinstance(exc, OperationalError) or (
+            isinstance(exc, DBAPIError) and exc.connection_invalidated
+        )
+        if self.kind != "sqlite" and (expired or lost):
+            self.outage.begin(found)
+        return BackendError(
+            f"The database could not {what}: {found}", backend="database", problem=found.problem
+        )
 
     def ping(self) -> None:
         self.run(lambda c: c.exec_driver_sql("SELECT 1").scalar(), what="answer a query")
@@ -324,8 +395,13 @@ class SqlDatabase:
         if "timeout" in text or "timed out" in text:
             return self._error(
                 f"The database at {where} did not answer in time: check the port in DATABASE_URL, that this "
-                "host may reach it, and the server's load.",
+                "host may reach it, and the server's load (DACA_DB_TIMEOUT sets how long the app waits).",
                 PORT_CLOSED,
+            )
+        if "closed the connection" in text or "connection reset" in text or "broken pipe" in text:
+            return self._error(
+                f"The database at {where} dropped the connection: check that the server in DATABASE_URL is "
+                "running; the next call reconnects."
             )
         return self._error(f"The database at {where} failed ({detail}): check DATABASE_URL.")
 
