@@ -76,7 +76,7 @@ def chat_through(app: LocalApp) -> dict[str, Any]:
         assert http.get("/").status_code == 200  # the Gradio UI is mounted
         turn = http.post("/chat/?wait=20", json={"user_id": "space-user", "text": "Hello from the Space!"})
         assert turn.status_code == 200 and turn.json()["metadata"]["status"] == "completed", turn.text
-        [row] = http.get("/conversations/space-user").json()
+        [row] = http.get("/conversations/space-user", headers=app.admin_headers).json()  # not public
         assert row["message"] == "Hello from the Space!" and row["reply"] == turn.json()["reply"]
     return health
 
