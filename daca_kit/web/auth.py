@@ -279,11 +279,13 @@ def require_admin(request: Request, auth: AuthDep) -> None:
     if auth.admin_token is None:
         if auth.is_local(peer_of(request), request.headers):
             return
-        where = "without Dapr" if auth.dapr_mode else "from this machine, not through a proxy,"
+        where = (
+            "In Dapr mode admin calls need DACA_ADMIN_TOKEN"
+            if auth.dapr_mode
+            else "Admin calls are allowed only from this machine, not through a proxy, until DACA_ADMIN_TOKEN is set"
+        )
         raise HTTPException(
-            status_code=403,
-            detail=f"Admin calls are allowed only {where} until DACA_ADMIN_TOKEN is set: set it and send "
-            "'Authorization: Bearer <DACA_ADMIN_TOKEN>'.",
+            status_code=403, detail=f"{where}: set it and send 'Authorization: Bearer <DACA_ADMIN_TOKEN>'."
         )
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not is_admin_token(auth, token.strip()):
