@@ -115,6 +115,17 @@ class EventBus(Metered, Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class BatchPublisher(Protocol):
+    """A bus that confirms a batch of events with one round trip to its broker (the outbox relay uses it).
+
+    `publish_many` returns the positions of the events the broker refused one by one (e.g. no queue
+    takes them): those are not published and stay in the outbox; it raises BusError when the batch
+    failed as a whole (none of it may be deleted from the outbox)."""
+
+    def publish_many(self, events: list[tuple[str, dict[str, Any]]]) -> list[int]: ...
+
+
 class PushedEvents(Protocol):
     """A bus whose broker pushes events to the app over HTTP (Dapr pub/sub): the web layer hands them on."""
 

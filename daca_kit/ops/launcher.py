@@ -13,7 +13,9 @@ settings, so neither the caller's environment nor a `.env` file can change what 
 not named are set empty (off); every other setting is removed from the child's environment, so the
 app's own default applies (a setting given as None is removed too); proxy variables are removed.
 `DATABASE_URL` defaults to a fresh SQLite file in `workdir` (also when given as ""), and the reviewer
-password and admin token are generated unless given. `extra_env` adds variables that are not settings
+password and admin token are generated unless given. `workers=N` sets `WEB_CONCURRENCY=N` (worker
+processes of one server); otherwise the caller's `WEB_CONCURRENCY` is removed too, so the app's default
+applies. `status()` and `pids()` cover the process and its workers. `extra_env` adds variables that are not settings
 (`PYTHONPATH`, `GRADIO_ANALYTICS_ENABLED`). The process runs in `workdir`, listens on 127.0.0.1 only and
 appends its output to `log_path` (default `workdir/app.log`) across restarts.
 
@@ -49,9 +51,28 @@ OPTIONAL = SERVICE_SETTINGS
 # Left out of the child's environment unless given, so the app's own default applies.
 CONTROLLED = setting_names()
 PROXIES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+WORKERS = "WEB_CONCURRENCY"  # the server's worker processes (uvicorn's, gunicorn's and most hosts' name)
 PASSWORD, TOKEN = "DACA_REVIEWER_PASSWORD", "DACA_ADMIN_TOKEN"
 # Spaces runs the checkout's app.py; an installed package has none (ui=True says so).
 APP_PY = Path(__file__).resolve().parents[2] / "app.py"
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes `pid` started, and theirs (Linux /proc), e.g. a server's worker processes."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 class AppStartError(DacaError, RuntimeError):
@@ -103,6 +124,7 @@ class LocalApp:
         log_path: str | os.PathLike[str] | None = None,
         startup_timeout: float = 60.0,
         progress: bool = False,
+        workers: int | None = None,
     ) -> None:
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="daca-app-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -117,6 +139,8 @@ class LocalApp:
         self.env["DATABASE_URL"] = f"sqlite:///{self.workdir / 'daca.db'}"
         self.env[PASSWORD] = secrets.token_urlsafe(16)
         self.env[TOKEN] = secrets.token_urlsafe(24)
+        if workers is not None:
+            self.env[WORKERS] = str(workers)
         for name, value in (settings or {}).items():
             if value is None:
                 self.env.pop(name, None)  # the app's default
@@ -171,9 +195,19 @@ class LocalApp:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None else None
 
+    def pids(self) -> list[int]:
+        """The running process and its workers (the processes it started); [] when it is not running."""
+        if self.proc is None or not self.running:
+            return []
+        return [self.proc.pid, *child_pids(self.proc.pid)]
+
     def status(self) -> dict[str, int]:
-        """The running process's memory and CPU time (see `process_status`); {} when it is not running."""
-        return process_status(self.proc.pid) if self.proc is not None and self.running else {}
+        """Memory and CPU time (see `process_status`) summed over `pids()`; {} when it is not running."""
+        total: dict[str, int] = {}
+        for pid in self.pids():
+            for key, value in process_status(pid).items():
+                total[key] = total.get(key, 0) + value
+        return total
 
     def output(self) -> str:
         """Everything the process printed so far, over all its runs, as written (for secret scans)."""
@@ -202,7 +236,8 @@ class LocalApp:
 
     def child_env(self) -> dict[str, str]:
         """The environment the process gets: the caller's minus settings and proxies, plus `settings`."""
-        env = {k: v for k, v in os.environ.items() if k not in CONTROLLED and k not in PROXIES}
+        removed = {*CONTROLLED, *PROXIES, WORKERS}
+        env = {k: v for k, v in os.environ.items() if k not in removed}
         env.update(self.env)
         env.update({"PORT": str(self.port), "HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1"})
         env.update(self.extra_env)

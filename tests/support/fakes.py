@@ -99,6 +99,25 @@ class FakeEventBus:
         pass
 
 
+class FakeBatchEventBus(FakeEventBus):
+    """A FakeEventBus that also takes batches (`BatchPublisher`); records each batch, refuses ids in `refuse`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[str]] = []
+        self.refuse: set[str] = set()
+
+    def publish_many(self, events: list[tuple[str, dict[str, Any]]]) -> list[int]:
+        if self.down:
+            raise BusError("the fake broker is down")
+        self.batches.append([str(event["id"]) for _topic, event in events])
+        refused = [i for i, (_topic, event) in enumerate(events) if event["id"] in self.refuse]
+        for i, (topic, event) in enumerate(events):
+            if i not in refused:
+                self.publish(topic, event)
+        return refused
+
+
 class FakeReplyModel:
     """Replies "reply #n to <text>"; `fail_with` makes it raise; records every request."""
 

@@ -10,7 +10,9 @@ import pytest
 
 from daca_kit.ops.bench import main
 from daca_kit.ops.bench.load import percentiles
-from daca_kit.ops.bench.report import targets
+from daca_kit.ops.bench.report import table, targets
+from daca_kit.ops.bench.scenarios import ratio_to_raw
+from daca_kit.ops.bench.sustained import summarize, turn_lags
 
 
 def test_percentiles_are_nearest_rank() -> None:
@@ -73,22 +75,97 @@ def test_targets_report_what_was_measured() -> None:
     class Args:
         model_delay = 0.0
 
+    def sustained(p99: float) -> dict[str, object]:
+        return {"sustained_turns_per_s": 90.0, "event_lag_ms": {"p50": 40.0, "p99": p99}}
+
     scenarios = {
         "real": {
-            "turns_per_s": 70.0,
-            "ratio_to_raw": 0.7,
-            "calls_per_turn": {"database": 5.0, "counters": 3.0, "events": 1.0, "model": 1.0},
-            "single_user": {"latency_ms": {"p50": 9.5}},
+            "1": {
+                "turns_per_s": 95.0,
+                "ratio_to_raw": {"sustained": 0.82, "answered": 0.86},
+                "sustained": sustained(300.0),
+                "calls_per_turn": {"database": 5.0, "counters": 3.0, "events": 1.0, "model": 1.0},
+                "single_user": {"latency_ms": {"p50": 7.5}},
+            },
+            "2": {
+                "turns_per_s": 120.0,
+                "ratio_to_raw": {"sustained": 0.95, "answered": 1.1},
+                "sustained": sustained(1200.0),
+                "calls_per_turn": None,
+            },
+            "3": {"workers": 3, "error": "The app exited with code 3 before answering /health."},
         },
         "reviews": {"calls_per_second_per_review": 0.0},
         "history": {"p50_ratio_largest_to_smallest": 1.6},
     }
     met = {t["name"]: t["met"] for t in targets(scenarios, Args())}  # type: ignore[arg-type]
     assert met == {
-        "real services, concurrent users: kit vs raw stack": True,
-        "real: one user p50 (model excluded)": True,
+        "2 worker(s), sustained turns/s: kit vs raw stack": False,
+        "1 worker(s), sustained turns/s: kit vs raw stack": True,
+        "1 worker(s): event lag p99, commit to counted": True,
+        "2 worker(s): event lag p99, commit to counted": False,
+        "real, 1 worker: one user p50 (model excluded)": False,
         "Redis commands per turn": False,
         "AMQP publishes per turn": True,
         "backend calls per second per pending review": True,
         "p50 at the largest history vs the smallest": False,
     }
+
+
+def test_a_turn_counted_after_the_load_stopped_is_not_sustained() -> None:
+    # alice's turns committed at 10.0 (warm-up, before the phase), 11.0 and 12.0; her counter read 1 at
+    # 10.1, 2 at 11.3 and 3 only at 13.0, after the load stopped at 12.5. bob's one turn was never counted.
+    turns = {"alice": [10.0, 11.0, 12.0], "bob": [11.5]}
+    seen = {"alice": [(0, 9.0), (1, 10.1), (2, 11.3), (3, 13.0)], "bob": [(0, 9.0)]}
+
+    lags = turn_lags(turns, seen, since=10.5)
+    figures = summarize(lags, stopped_at=12.5, seconds=2.0)
+
+    assert sorted(lags) == [(11.0, 11.3), (11.5, None), (12.0, 13.0)]  # the warm-up turn is left out
+    assert figures["turns_stored"] == 3
+    assert figures["counted_by_stop"] == 1 and figures["not_counted_at_stop"] == 2
+    assert figures["never_counted"] == 1
+    assert figures["sustained_turns_per_s"] == 0.5  # one turn answered and counted in 2 s of load
+    assert figures["event_lag_ms"]["p50"] == 300.0 and figures["event_lag_ms"]["max"] == 1000.0
+
+
+def test_the_reference_errors_do_not_make_the_kit_look_faster() -> None:
+    kit = {"turns_per_s": 90.0, "sustained": {"sustained_turns_per_s": 80.0}}
+    raw = {"turns_per_s": 50.0, "attempted_per_s": 100.0, "errors": {"500": 500}}
+
+    assert ratio_to_raw(kit, raw) == {"sustained": 0.8, "answered": 0.9}  # over 100/s sent, not 50/s ok
+    assert ratio_to_raw(kit, None) == {"sustained": None, "answered": None}
+
+
+def test_the_table_shows_sustained_figures_and_a_worker_count_that_did_not_run() -> None:
+    lat = {"p50": 5.0, "p95": 9.0, "p99": 12.0, "mean": 6.0, "max": 20.0}
+    held = {
+        "sustained_turns_per_s": 88.0,
+        "not_counted_at_stop": 4,
+        "seconds_to_exact_counts": 0.05,
+        "at_stop": {"outbox_rows": 3, "queue_ready": 0},
+        "event_lag_ms": {"p50": 40.0, "p99": 310.0},
+    }
+    part = {"users": 32, "turns_ok": 900, "turns_per_s": 90.0, "latency_ms": lat, "errors": {"503": 2}}
+    report = {
+        "scenarios": {
+            "real": {
+                "1": {
+                    **part,
+                    "workers": 1,
+                    "sustained": held,
+                    "ratio_to_raw": {"sustained": 0.8, "answered": 0.82},
+                },
+                "2": {"workers": 2, "error": "The app exited with code 3 before answering /health."},
+            },
+            "raw": {**part, "workers": 2, "errors": {}, "sustained": held},
+        },
+        "targets": [],
+    }
+
+    text = table(report)
+
+    assert "real, 2w                  did not run: The app exited with code 3" in text
+    assert "503x2" in text
+    line = next(row for row in text.splitlines() if row.startswith("real, 1w") and "88.0" in row)
+    assert line.split()[2:] == ["90.0", "88.0", "0.80", "0.82", "4", "3", "0", "0.05", "40", "310"]

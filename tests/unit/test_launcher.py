@@ -4,6 +4,8 @@ tests/fault, tests/security and the notebooks.)"""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -63,3 +65,32 @@ def test_a_failed_start_says_so_with_the_log_tail_and_no_secrets(tmp_path: Path)
     assert app.admin_token not in str(failure.value)
     assert app.admin_token in app.output()  # the log itself is kept as written, for secret scans
     assert not app.running and app.port == port
+
+
+def test_workers_reach_the_app_as_web_concurrency_and_nothing_else_does(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("WEB_CONCURRENCY", "8")  # e.g. set by a host for the caller's own server
+
+    assert "WEB_CONCURRENCY" not in LocalApp(workdir=tmp_path).child_env()  # the app's default applies
+    assert LocalApp(workdir=tmp_path, workers=2).child_env()["WEB_CONCURRENCY"] == "2"
+
+
+def test_status_and_pids_cover_the_processes_the_server_started(tmp_path: Path) -> None:
+    worker = "import time; time.sleep(60)"
+    server = (
+        "import http.server, subprocess, sys\n"
+        f"subprocess.Popen([sys.executable, '-c', {worker!r}])\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        self.send_response(200); self.send_header('Content-Type', 'application/json')\n"
+        "        self.end_headers(); self.wfile.write(b'{}')\n"
+        "http.server.HTTPServer(('127.0.0.1', int(__import__('os').environ['PORT'])), H).serve_forever()\n"
+    )
+    app = LocalApp(workdir=tmp_path, command=[sys.executable, "-c", server], startup_timeout=30)
+    with app:
+        pids = app.pids()
+        assert pids[0] == app.pid and len(pids) == 2  # the server and the worker it started
+        assert app.status()["VmRSS"] > 0
+        worker_pid = pids[1]
+    os.kill(worker_pid, signal.SIGTERM)  # a plain server's worker outlives its SIGTERM

@@ -22,7 +22,7 @@ from daca_kit.ops.bench.report import chart, table, targets
 from daca_kit.ops.bench.scenarios import SCENARIOS, run_scenarios
 
 # Options that are not part of the measurement (or would put a password in the report).
-_NOT_CONFIG = ("scenario_list", "postgres_admin", "database_url", "redis_url", "amqp_url")
+_NOT_CONFIG = ("scenario_list", "worker_list", "postgres_admin", "database_url", "redis_url", "amqp_url")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -34,6 +34,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--scenarios", default=",".join(SCENARIOS), help=f"comma list of {', '.join(SCENARIOS)}"
     )
     parser.add_argument("--url", help="drive an already running app instead (load only)")
+    parser.add_argument(
+        "--workers",
+        default="1,2",
+        help="comma list of the app's worker processes (WEB_CONCURRENCY) for the real scenario (default 1,2)",
+    )
+    parser.add_argument(
+        "--raw-workers", type=int, default=2, help="worker processes of the raw reference (default 2)"
+    )
     parser.add_argument("--users", type=int, default=32, help="concurrent simulated users (default 32)")
     parser.add_argument("--turns", type=int, default=2000, help="turns per load phase (default 2000)")
     parser.add_argument(
@@ -67,6 +75,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = set(args.scenario_list) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    try:
+        args.worker_list = sorted({int(w) for w in args.workers.split(",") if w.strip()})
+    except ValueError:
+        parser.error("--workers takes whole numbers separated by commas, e.g. 1,2")
+    if not args.worker_list or min(args.worker_list) < 1 or args.raw_workers < 1:
+        parser.error("--workers and --raw-workers must be at least 1")
     if args.users < 1 or args.turns < 0 or args.max_seconds <= 0 or args.model_delay < 0:
         parser.error(
             "--users must be at least 1, --turns at least 0, --max-seconds positive "
@@ -91,8 +105,18 @@ def main(argv: list[str] | None = None) -> int:
         },
         "config": {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG},
         "notes": [
-            "Loopback only; one uvicorn worker for the kit and for the raw reference; the load generator "
-            "runs on the same machine and shares its CPUs.",
+            "Loopback only; the kit runs with each --workers count of uvicorn worker processes and the "
+            "raw reference with --raw-workers; the load generator runs on the same machine and shares "
+            "its CPUs.",
+            "sustained: turns answered and counted (the user's Redis counter covers the turn) by the time "
+            "the load stopped, per second of load; event_lag_ms: from the turn's stored time (taken just "
+            "before its INSERT) to the first poll of the counters that covered it (poll_interval_ms "
+            "resolution); at_stop: outbox rows not yet published and messages ready in the counting "
+            "queue when the load stopped; seconds_to_exact_counts: from the stop until every counter "
+            "equals its user's stored turns.",
+            "ratio_to_raw: the kit's rate over the raw reference's attempted rate (every request sent, "
+            "failed ones included); errors are listed per side.",
+            "calls_per_turn is null with more than one worker: each worker counts its own calls.",
             "calls_per_turn counts SQL statements (BEGIN/COMMIT excluded), Redis commands, AMQP publishes "
             "and model calls, including the outbox relay's and the analytics consumer's, as the server's "
             "GET /usage reports them.",

@@ -5,8 +5,10 @@
 
 Each user posts its next turn as soon as the last one answered (a closed loop), until `turns` were sent or
 `max_seconds` passed. Backend calls come from the server's own `GET /usage` (each service's `calls`, and
-`turns_completed`), read once the background work (outbox relay, event consumer) has settled; the
-server's memory and CPU time come from /proc when this process started it.
+`turns_completed`), read once the background work (outbox relay, event consumer) has settled; with more
+than one worker process they are left out (each worker keeps its own, and /usage answers from one). The
+server's memory and CPU time come from /proc when this process started it, summed over its workers.
+With `counted` (see `sustained.py`), the phase also reports its sustained rate, backlog and event lag.
 """
 
 from __future__ import annotations
@@ -16,14 +18,23 @@ import math
 import statistics
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from daca_kit.ops.launcher import LocalApp
 
+if TYPE_CHECKING:
+    from daca_kit.ops.bench.sustained import Counted
+
 SERVICE_KEYS = ("database", "counters", "events", "model")
+
+
+def user_ids(prefix: str, users: int) -> list[str]:
+    """The user ids a phase of `users` simulated users posts as."""
+    return [f"{prefix}{u}" for u in range(users)]
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float | None]:
@@ -63,6 +74,10 @@ class LoadResult:
             "errors": self.errors,
             "seconds": round(self.seconds, 3),
             "turns_per_s": round(self.ok / self.seconds, 1) if self.seconds else None,
+            # every request sent, failed ones included: a failing side must not look faster
+            "attempted_per_s": round((self.ok + sum(self.errors.values())) / self.seconds, 1)
+            if self.seconds
+            else None,
             "latency_ms": percentiles(self.latencies_ms),
         }
 
@@ -88,12 +103,10 @@ async def _load(
     bar = tqdm(total=turns, desc=label, unit="turn", disable=not progress, leave=False)
     limits = httpx.Limits(max_connections=users, max_keepalive_connections=users)
     async with httpx.AsyncClient(base_url=base_url, trust_env=False, timeout=60.0, limits=limits) as client:
+        ids = user_ids(user_prefix, users)
         if warm_up:  # not measured: one turn per user opens the server's connections and pools
             await asyncio.gather(
-                *(
-                    client.post("/chat/", json={"user_id": f"{user_prefix}{u}", "text": "warm-up"})
-                    for u in range(users)
-                )
+                *(client.post("/chat/", json={"user_id": u, "text": "warm-up"}) for u in ids)
             )
 
         async def user(u: int) -> None:
@@ -103,9 +116,7 @@ async def _load(
                 next_turn += 1
                 started = time.perf_counter()
                 try:
-                    response = await client.post(
-                        "/chat/", json={"user_id": f"{user_prefix}{u}", "text": text(n)}
-                    )
+                    response = await client.post("/chat/", json={"user_id": ids[u], "text": text(n)})
                     code = str(response.status_code)
                 except httpx.HTTPError as exc:
                     code = type(exc).__name__
@@ -149,25 +160,51 @@ def settled_calls(client: httpx.Client, *, timeout: float = 15.0) -> dict[str, f
     return last
 
 
-def measure(server_url: str, server: LocalApp | None, *, label: str, **load: Any) -> dict[str, Any]:
+def measure(
+    server_url: str,
+    server: LocalApp | None,
+    *,
+    label: str,
+    counted: Counted | None = None,
+    workers: int = 1,
+    **load: Any,
+) -> dict[str, Any]:
     """One load phase (after an unmeasured warm-up) with its backend calls per turn, CPU time and memory.
 
-    `server` is the process this run started (None for an app started elsewhere: no /proc figures)."""
-    with httpx.Client(base_url=server_url, trust_env=False, timeout=30.0) as client:
+    `server` is the process this run started (None for an app started elsewhere: no /proc figures);
+    `counted` follows the phase's counters (sustained rate, backlog, event lag); `workers` is the
+    server's worker processes (above 1, GET /usage cannot give the calls per turn)."""
+    per_process = workers == 1
+    with httpx.Client(base_url=server_url, trust_env=False, timeout=30.0) as client, counted or nullcontext():
         run_load(server_url, label=label, warm_up=True, **load)
-        before = settled_calls(client)
+        if counted is not None:
+            counted.settle()
+        before = settled_calls(client) if per_process else {}
         cpu_before = server.status().get("cpu_ms") if server else None
+        started = time.time()
         result = run_load(server_url, label=label, **load)
-        after = settled_calls(client)
-        cpu_after = server.status().get("cpu_ms") if server else None
+        if counted is not None:
+            counted.stopped(started)
+        sustained = counted.report(seconds=result.seconds) if counted is not None else None
+        after = settled_calls(client) if per_process else {}
+        cpu_after = server.status().get("cpu_ms") if server else None  # the deferred work included
     out = result.summary()
+    out["workers"] = workers
     turns = max(1, result.ok)
-    out["calls_per_turn"] = {k: round((after.get(k, 0) - before.get(k, 0)) / turns, 2) for k in SERVICE_KEYS}
-    out["turns_completed_by_server"] = round(after["turns"] - before["turns"])
+    if per_process:
+        out["calls_per_turn"] = {
+            k: round((after.get(k, 0) - before.get(k, 0)) / turns, 2) for k in SERVICE_KEYS
+        }
+        out["turns_completed_by_server"] = round(after["turns"] - before["turns"])
+    else:
+        out["calls_per_turn"] = None  # each worker counts its own calls
+    if sustained is not None:
+        out["sustained"] = sustained
     if server is not None:
         status = server.status()
         out["server"] = {
             "pid": server.pid,
+            "processes": len(server.pids()),
             "rss_kib": status.get("VmRSS"),
             "peak_rss_kib": status.get("VmHWM"),
             "cpu_ms_per_turn": round((cpu_after - cpu_before) / turns, 2)

@@ -1,9 +1,11 @@
 """The bench's scenarios. Each starts its servers through the launcher on 127.0.0.1 and stops them:
 
 - embedded: the defaults (SQLite, embedded counters and events), C concurrent users, then one user;
-- real:     Postgres + Redis + RabbitMQ (a scratch database and vhost, dropped afterwards), likewise;
-- raw:      the raw-stack reference (`raw.py`) on the same services; the kit's turns/s on real services
-            is reported as a ratio of it;
+- real:     Postgres + Redis + RabbitMQ (a scratch database and vhost, dropped afterwards), likewise, once
+            per `--workers` count (WEB_CONCURRENCY of the app, through the launcher), with the
+            sustained figures of `sustained.py`; a worker count the app refuses is reported as such;
+- raw:      the raw-stack reference (`raw.py`, `--raw-workers` processes) on the same services, with the
+            same figures; the kit's sustained turns/s is reported as a ratio of its rate;
 - history:  one user with 10, 1,000 and 100,000 stored turns (seeded in the database directly);
 - reviews:  100 reviews pending for --review-seconds: backend calls made while they wait.
 
@@ -28,8 +30,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
-from daca_kit.ops.bench.load import SERVICE_KEYS, measure, read_calls, settled_calls
-from daca_kit.ops.launcher import LocalApp
+from daca_kit.ops.bench.load import SERVICE_KEYS, measure, read_calls, settled_calls, user_ids
+from daca_kit.ops.bench.sustained import Counted, CountSource
+from daca_kit.ops.launcher import AppStartError, LocalApp
 
 SCENARIOS = ("embedded", "real", "raw", "history", "reviews")
 NO_LIMIT = "100000000/minute"  # the limiter runs (and costs what it costs) but never refuses
@@ -38,22 +41,78 @@ STARTUP_SECONDS = 90.0
 
 
 @contextmanager
-def kit_app(settings: dict[str, str], workdir: Path, *, model_delay: float) -> Iterator[LocalApp]:
+def kit_app(
+    settings: dict[str, str], workdir: Path, *, model_delay: float, workers: int = 1
+) -> Iterator[LocalApp]:
     """The app (`daca-kit serve --api-only`) on `settings`, its output appended to kit-server.log."""
     chosen = {**settings, "DACA_CHAT_WAIT": "0", "DACA_OFFLINE_DELAY": str(model_delay)}
     log_path = workdir / "kit-server.log"
-    with LocalApp(chosen, workdir=workdir, log_path=log_path, startup_timeout=STARTUP_SECONDS) as app:
+    with LocalApp(
+        chosen, workdir=workdir, log_path=log_path, startup_timeout=STARTUP_SECONDS, workers=workers
+    ) as app:
         yield app
 
 
 @contextmanager
-def raw_app(settings: dict[str, str], workdir: Path) -> Iterator[LocalApp]:
+def raw_app(settings: dict[str, str], workdir: Path, *, workers: int = 1) -> Iterator[LocalApp]:
     """The raw-stack reference server on the same services, its output in raw-server.log."""
     log_path = workdir / "raw-server.log"
     with LocalApp(
-        settings, workdir=workdir, command=RAW_COMMAND, log_path=log_path, startup_timeout=STARTUP_SECONDS
+        settings,
+        workdir=workdir,
+        command=RAW_COMMAND,
+        log_path=log_path,
+        startup_timeout=STARTUP_SECONDS,
+        workers=workers,
     ) as app:
         yield app
+
+
+def sustained_phases(
+    app: LocalApp,
+    source: CountSource,
+    *,
+    label: str,
+    prefix: str,
+    workers: int,
+    load: dict[str, Any],
+    single: dict[str, Any],
+) -> dict[str, Any]:
+    """The concurrent phase and the one-user phase of one server, each with its sustained figures."""
+    result = measure(
+        app.base_url,
+        app,
+        label=label,
+        user_prefix=f"{prefix}-u",
+        workers=workers,
+        counted=Counted(source, user_ids(f"{prefix}-u", load["users"])),
+        **load,
+    )
+    result["single_user"] = measure(
+        app.base_url,
+        app,
+        label=f"{label}, one user",
+        user_prefix=f"{prefix}-solo",
+        workers=workers,
+        counted=Counted(source, user_ids(f"{prefix}-solo", 1)),
+        **single,
+    )
+    return result
+
+
+def ratio_to_raw(kit: dict[str, Any], raw: dict[str, Any] | None) -> dict[str, float | None]:
+    """The kit's rates over the raw reference's: sustained (answered and counted) and answered alone.
+
+    The reference's rate counts every request it was sent, failed ones included, so its errors never
+    make the kit look better; the kit's counts only turns answered (and, for `sustained`, counted)."""
+    if not raw or not raw.get("attempted_per_s"):
+        return {"sustained": None, "answered": None}
+    reference = raw["attempted_per_s"]
+    sustained = (kit.get("sustained") or {}).get("sustained_turns_per_s")
+    return {
+        "sustained": round(sustained / reference, 3) if sustained is not None else None,
+        "answered": round((kit["turns_per_s"] or 0) / reference, 3),
+    }
 
 
 def run_scenarios(
@@ -91,28 +150,45 @@ def run_scenarios(
             "DACA_RATE_LIMIT": NO_LIMIT,
         }
         if "raw" in wanted:
-            with raw_app(env, workdir) as app:
-                raw = measure(app.base_url, app, label="raw reference", user_prefix=f"r{run_id}-u", **load)
-                raw["single_user"] = measure(
-                    app.base_url, app, label="raw, one user", user_prefix=f"r{run_id}-solo", **single
+            with raw_app(env, workdir, workers=args.raw_workers) as app:
+                scenarios["raw"] = sustained_phases(
+                    app,
+                    CountSource(database_url, args.redis_url, amqp_url, side="raw"),
+                    label=f"raw reference, {args.raw_workers} worker(s)",
+                    prefix=f"r{run_id}",
+                    workers=args.raw_workers,
+                    load=load,
+                    single=single,
                 )
-                scenarios["raw"] = raw
-        if {"real", "history", "reviews"} & set(wanted):
-            with kit_app(env, workdir, model_delay=delay) as app:
-                if "real" in wanted:
-                    real = measure(
-                        app.base_url, app, label="real services", user_prefix=f"k{run_id}-u", **load
-                    )
-                    real["single_user"] = measure(
-                        app.base_url, app, label="real, one user", user_prefix=f"k{run_id}-solo", **single
-                    )
-                    if "raw" in scenarios and scenarios["raw"]["turns_per_s"]:
-                        real["ratio_to_raw"] = round(real["turns_per_s"] / scenarios["raw"]["turns_per_s"], 3)
-                    scenarios["real"] = real
-                if "history" in wanted and args.history_backend == "real":
-                    scenarios["history"] = history(args, app, database_url, run_id, "real")
-                if "reviews" in wanted:
-                    scenarios["reviews"] = pending_reviews(args, app, run_id)
+        others = {"history", "reviews"} & set(wanted)
+        counts = args.worker_list if "real" in wanted else []
+        if others and 1 not in counts:
+            counts = [*counts, 1]
+        for workers in counts:
+            try:
+                with kit_app(env, workdir, model_delay=delay, workers=workers) as app:
+                    if "real" in wanted and workers in args.worker_list:
+                        real = sustained_phases(
+                            app,
+                            CountSource(database_url, args.redis_url, amqp_url, side="kit"),
+                            label=f"real services, {workers} worker(s)",
+                            prefix=f"k{run_id}w{workers}",
+                            workers=workers,
+                            load=load,
+                            single=single,
+                        )
+                        real["ratio_to_raw"] = ratio_to_raw(real, scenarios.get("raw"))
+                        scenarios.setdefault("real", {})[str(workers)] = real
+                    if workers == 1:
+                        if "history" in wanted and args.history_backend == "real":
+                            scenarios["history"] = history(args, app, database_url, run_id, "real")
+                        if "reviews" in wanted:
+                            scenarios["reviews"] = pending_reviews(args, app, run_id)
+            except AppStartError as exc:  # e.g. a WEB_CONCURRENCY this version cannot serve
+                scenarios.setdefault("real", {})[str(workers)] = {
+                    "workers": workers,
+                    "error": str(exc).splitlines()[0],
+                }
 
 
 @contextmanager
