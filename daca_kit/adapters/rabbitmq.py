@@ -205,7 +205,7 @@ class PikaEventBus:
 
         One round trip for the batch instead of a confirm per event. RabbitMQ takes responsibility for
         a transaction's messages (queued and, persistent ones, durable) at its commit, and returns the
-        unroutable ones (mandatory) at the commit, before commit-ok (rabbitmq.com/docs/semantics, "Semantics
+        unroutable ones (mandatory) at the commit, before commit-ok (rabbitmq.com/semantics.html, "Semantics
         of tx"). A channel is either transactional or in confirm mode, so the batch has its own channel.
         """
         messages = [(topic, json.dumps(event).encode(), _properties(event)) for topic, event in events]

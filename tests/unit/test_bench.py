@@ -113,20 +113,27 @@ def test_targets_report_what_was_measured() -> None:
 
 
 def test_a_turn_counted_after_the_load_stopped_is_not_sustained() -> None:
-    # alice's turns committed at 10.0 (warm-up, before the phase), 11.0 and 12.0; her counter read 1 at
-    # 10.1, 2 at 11.3 and 3 only at 13.0, after the load stopped at 12.5. bob's one turn was never counted.
+    # alice's turns were stored at 10.0 (warm-up, before the phase), 11.0 and 12.0 and answered at 11.1
+    # and 12.2; her counter read 1 at 10.1, 2 at 11.3 and 3 only at 13.0, after the load stopped at 12.5.
+    # bob's one turn was never counted, and his answers are unknown (one answer too many: an error).
     turns = {"alice": [10.0, 11.0, 12.0], "bob": [11.5]}
     seen = {"alice": [(0, 9.0), (1, 10.1), (2, 11.3), (3, 13.0)], "bob": [(0, 9.0)]}
+    answered = {"alice": [11.1, 12.2], "bob": [11.6, 11.9]}
 
-    lags = turn_lags(turns, seen, since=10.5)
+    lags = turn_lags(turns, seen, since=10.5, answered=answered)
     figures = summarize(lags, stopped_at=12.5, seconds=2.0)
 
-    assert sorted(lags) == [(11.0, 11.3), (11.5, None), (12.0, 13.0)]  # the warm-up turn is left out
+    assert sorted((t.stored, t.answered, t.counted) for t in lags) == [
+        (11.0, 11.1, 11.3),
+        (11.5, None, None),
+        (12.0, 12.2, 13.0),
+    ]  # the warm-up turn is left out
     assert figures["turns_stored"] == 3
     assert figures["counted_by_stop"] == 1 and figures["not_counted_at_stop"] == 2
     assert figures["never_counted"] == 1
     assert figures["sustained_turns_per_s"] == 0.5  # one turn answered and counted in 2 s of load
     assert figures["event_lag_ms"]["p50"] == 300.0 and figures["event_lag_ms"]["max"] == 1000.0
+    assert figures["answer_to_counted_ms"]["p50"] == 200.0 and figures["answer_to_counted_ms"]["max"] == 800.0
 
 
 def test_the_reference_errors_do_not_make_the_kit_look_faster() -> None:
@@ -145,6 +152,7 @@ def test_the_table_shows_sustained_figures_and_a_worker_count_that_did_not_run()
         "seconds_to_exact_counts": 0.05,
         "at_stop": {"outbox_rows": 3, "queue_ready": 0},
         "event_lag_ms": {"p50": 40.0, "p99": 310.0},
+        "answer_to_counted_ms": {"p50": 30.0, "p99": 290.0},
     }
     part = {"users": 32, "turns_ok": 900, "turns_per_s": 90.0, "latency_ms": lat, "errors": {"503": 2}}
     report = {
@@ -168,4 +176,4 @@ def test_the_table_shows_sustained_figures_and_a_worker_count_that_did_not_run()
     assert "real, 2w                  did not run: The app exited with code 3" in text
     assert "503x2" in text
     line = next(row for row in text.splitlines() if row.startswith("real, 1w") and "88.0" in row)
-    assert line.split()[2:] == ["90.0", "88.0", "0.80", "0.82", "4", "3", "0", "0.05", "40", "310"]
+    assert line.split()[2:] == ["90.0", "88.0", "0.80", "0.82", "4", "3", "0", "0.05", "40", "310", "290"]

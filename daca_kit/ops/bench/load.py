@@ -65,6 +65,7 @@ class LoadResult:
     errors: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
+    answered: dict[str, list[float]] = field(default_factory=dict)  # per user: when each 200 arrived
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -124,6 +125,7 @@ async def _load(
                 if code == str(expect):
                     result.ok += 1
                     result.latencies_ms.append(elapsed)
+                    result.answered.setdefault(ids[u], []).append(time.time())
                 else:
                     result.errors[code] = result.errors.get(code, 0) + 1
                 bar.update(1)
@@ -185,7 +187,9 @@ def measure(
         result = run_load(server_url, label=label, **load)
         if counted is not None:
             counted.stopped(started)
-        sustained = counted.report(seconds=result.seconds) if counted is not None else None
+        sustained = (
+            counted.report(seconds=result.seconds, answered=result.answered) if counted is not None else None
+        )
         after = settled_calls(client) if per_process else {}
         cpu_after = server.status().get("cpu_ms") if server else None  # the deferred work included
     out = result.summary()

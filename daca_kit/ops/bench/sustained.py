@@ -11,9 +11,11 @@ user's counter reads k or more. A poller in its own process (so the load generat
 delay it) reads every user's counter with one MGET every `interval` seconds and keeps the moments each
 value was first seen. After the load, one query reads each stored turn's commit-side time (the kit's
 `conversation.timestamp`, taken just before its INSERT transaction; the raw reference's `ts`, the
-transaction's `now()`), so each turn's **event lag**, commit to counted, is measured with the poll
-interval as resolution, and a little above the truth (the INSERT itself is inside it). Counters are
-monotonic, so a user's events counted out of order still give each of its turns a time.
+transaction's `now()`) and the moment the client got its answer: the commit lies between the two, so
+the **event lag**, commit to counted, is bracketed: `event_lag_ms` from the stored time (an upper bound:
+under load the turn may wait for a database connection after it took that time) and
+`answer_to_counted_ms` from the answer (a lower bound), both with the poll interval as resolution.
+Counters are monotonic, so a user's events counted out of order still give each of its turns a time.
 
 When the load stops it records the outbox rows not yet published (kit), the messages ready in the
 counting queue, and how many of the phase's answered turns were not counted yet; then it waits until
@@ -108,35 +110,64 @@ def poll_counts(redis_url: str, keys: list[str], interval: float, conn: Connecti
                 return
 
 
-def turn_lags(
-    turns: dict[str, list[float]], seen: dict[str, list[tuple[int, float]]], since: float
-) -> list[tuple[float, float | None]]:
-    """(commit time, counted time or None) of each user's turns committed at or after `since`.
+@dataclass(frozen=True)
+class TurnLag:
+    """One stored turn of the phase: when it was stored, answered (None: unknown) and counted (None: never)."""
 
-    `turns[user]` are the commit times of the user's stored turns, oldest first; `seen[user]` the
-    (value, first seen at) of its counter. The k-th turn is counted when a value >= k was first seen."""
-    out: list[tuple[float, float | None]] = []
+    stored: float
+    answered: float | None
+    counted: float | None
+
+
+def turn_lags(
+    turns: dict[str, list[float]],
+    seen: dict[str, list[tuple[int, float]]],
+    since: float,
+    answered: dict[str, list[float]] | None = None,
+) -> list[TurnLag]:
+    """Each user's turns stored at or after `since`, with when they were answered and counted.
+
+    `turns[user]` are the times of the user's stored turns, oldest first; `seen[user]` the (value, first
+    seen at) of its counter: the k-th turn is counted when a value >= k was first seen. `answered[user]`
+    are the times the client got the phase's answers, in order: a simulated user sends its next turn only
+    after the last one was answered, so the k-th answer is the k-th turn of the phase (when their numbers
+    differ, e.g. after an error, the user's answer times are left out)."""
+    out: list[TurnLag] = []
     for user, times in turns.items():
         changes = seen.get(user, [])
-        for k, committed in enumerate(times, start=1):
-            if committed < since:
-                continue
-            counted = next((at for value, at in changes if value >= k), None)
-            out.append((committed, counted))
+        first = next((k for k, t in enumerate(times) if t >= since), len(times))
+        answers = (answered or {}).get(user, [])
+        if len(answers) != len(times) - first:
+            answers = []
+        for k in range(first, len(times)):
+            counted = next((at for value, at in changes if value >= k + 1), None)
+            out.append(TurnLag(times[k], answers[k - first] if answers else None, counted))
     return out
 
 
-def summarize(lags: list[tuple[float, float | None]], *, stopped_at: float, seconds: float) -> dict[str, Any]:
-    """The phase's counted turns, the sustained rate and the lag percentiles (ms) from `turn_lags`."""
-    counted_in_run = sum(1 for _c, at in lags if at is not None and at <= stopped_at)
-    counted = [at - committed for committed, at in lags if at is not None]
+def summarize(lags: list[TurnLag], *, stopped_at: float, seconds: float) -> dict[str, Any]:
+    """The phase's counted turns, the sustained rate and the event lag (ms) from `turn_lags`.
+
+    The commit of a turn lies between its stored time (taken just before its INSERT) and its answer, so
+    `event_lag_ms` (from the stored time) is an upper bound of commit-to-counted and
+    `answer_to_counted_ms` a lower bound (what a user sees: the count lands this long after the reply)."""
+    counted_in_run = sum(1 for t in lags if t.counted is not None and t.counted <= stopped_at)
     return {
         "turns_stored": len(lags),
         "counted_by_stop": counted_in_run,
         "not_counted_at_stop": len(lags) - counted_in_run,
-        "never_counted": sum(1 for _c, at in lags if at is None),
+        "never_counted": sum(1 for t in lags if t.counted is None),
         "sustained_turns_per_s": round(counted_in_run / seconds, 1) if seconds else None,
-        "event_lag_ms": percentiles([max(0.0, lag) * 1000 for lag in counted]),
+        "event_lag_ms": percentiles(
+            [max(0.0, t.counted - t.stored) * 1000 for t in lags if t.counted is not None]
+        ),
+        "answer_to_counted_ms": percentiles(
+            [
+                max(0.0, t.counted - t.answered) * 1000
+                for t in lags
+                if t.counted is not None and t.answered is not None
+            ]
+        ),
     }
 
 
@@ -216,7 +247,9 @@ class Counted:
         self.stop_figures = figures
         return figures
 
-    def report(self, *, seconds: float, drain_timeout: float = 30.0) -> dict[str, Any]:
+    def report(
+        self, *, seconds: float, answered: dict[str, list[float]] | None = None, drain_timeout: float = 30.0
+    ) -> dict[str, Any]:
         """After `stopped`: waits for exact counts, then the sustained figures and the lag."""
         exact_after = self.settle(drain_timeout)
         drained = None if exact_after is None else round(time.time() - self._stopped_at, 3)
@@ -227,7 +260,8 @@ class Counted:
         seen_list = self._conn.recv()
         self._proc.join(5)
         seen = dict(zip(self.users, seen_list, strict=True))
-        out = summarize(turn_lags(turns, seen, self._since), stopped_at=self._stopped_at, seconds=seconds)
+        lags = turn_lags(turns, seen, self._since, answered)
+        out = summarize(lags, stopped_at=self._stopped_at, seconds=seconds)
         out["at_stop"] = self.stop_figures
         out["seconds_to_exact_counts"] = drained
         out["overcounted"] = sum(max(0, values[u] - len(t)) for u, t in turns.items())
