@@ -118,8 +118,7 @@ class PikaEventBus:
         self._pub_lock = threading.Lock()
         self._pub_conn: pika.BlockingConnection | None = None
         self._pub_channel: Any = None
-        self._batch_channel: Any = None
-        self._returned: list[str] = []  # message ids the broker returned on the batch channel
+        self._batch_channel: Any = None  # transactional, for publish_many
         self._declared: set[str] = set()
         self._consumers: list[_Consumer] = []
         self._closed = threading.Event()
@@ -203,35 +202,25 @@ class PikaEventBus:
     def publish_many(self, events: list[tuple[str, dict[str, Any]]]) -> list[int]:
         """Publishes (topic, event) pairs in one AMQP transaction; see `BatchPublisher`.
 
-        One round trip for the batch instead of a confirm per event. RabbitMQ takes responsibility for
-        a transaction's messages (queued and, persistent ones, durable) at its commit, and returns the
-        unroutable ones (mandatory) at the commit, before commit-ok (rabbitmq.com/semantics.html, "Semantics
-        of tx"). A channel is either transactional or in confirm mode, so the batch has its own channel.
+        One round trip for the batch instead of a confirm per event: RabbitMQ takes responsibility for a
+        transaction's messages (queued and, persistent ones, durable) at its commit (rabbitmq.com/semantics.html,
+        "Semantics of tx"). A channel is either transactional or in confirm mode, so the batch has its own
+        channel. Like `publish`, it sends without `mandatory`, so the broker refuses none one by one: it
+        returns [] or raises BusError (nothing of an uncommitted transaction is published).
         """
         messages = [(topic, json.dumps(event).encode(), _properties(event)) for topic, event in events]
         with self._pub_lock:
-            for attempt in (1, 2):  # nothing of an uncommitted transaction is published: send it again
+            for attempt in (1, 2):
                 try:
                     channel = self._transaction_channel()
                     for topic in {topic for topic, _body, _props in messages} - self._declared:
                         channel.exchange_declare(exchange=topic, exchange_type="fanout", durable=True)
                         self._declared.add(topic)
-                    self._returned.clear()
                     for topic, body, props in messages:
-                        channel.basic_publish(
-                            exchange=topic, routing_key="", body=body, properties=props, mandatory=True
-                        )
+                        channel.basic_publish(exchange=topic, routing_key="", body=body, properties=props)
                     channel.tx_commit()
-                    if self._pub_conn is not None:
-                        self._pub_conn.process_data_events(
-                            0
-                        )  # delivers the returns received before commit-ok
                     self.published += len(messages)
-                    returned = set(self._returned)
-                    refused = [i for i, (_t, e) in enumerate(events) if str(e.get("id", "")) in returned]
-                    for i in refused:
-                        self._declared.discard(events[i][0])  # declared again on the next attempt
-                    return refused
+                    return []
                 except (pika.exceptions.AMQPError, OSError, ValueError) as exc:
                     self._drop_publisher()
                     if attempt == 2:
@@ -242,12 +231,8 @@ class PikaEventBus:
         self._publisher()  # the connection
         if self._batch_channel is None or self._batch_channel.is_closed:
             assert self._pub_conn is not None
-            channel = self._pub_conn.channel()
-            channel.tx_select()
-            channel.add_on_return_callback(
-                lambda _ch, _method, props, _body: self._returned.append(str(props.message_id or ""))
-            )
-            self._batch_channel = channel
+            self._batch_channel = self._pub_conn.channel()
+            self._batch_channel.tx_select()
         return self._batch_channel
 
     # -- consuming -----------------------------------------------------------------------------

@@ -119,9 +119,9 @@ class EventBus(Metered, Protocol):
 class BatchPublisher(Protocol):
     """A bus that confirms a batch of events with one round trip to its broker (the outbox relay uses it).
 
-    `publish_many` returns the positions of the events the broker refused one by one (e.g. no queue
-    takes them): those are not published and stay in the outbox; it raises BusError when the batch
-    failed as a whole (none of it may be deleted from the outbox)."""
+    `publish_many` returns the positions of the events the broker refused one by one (a broker that
+    reports unroutable events): those are not published and stay in the outbox; it raises BusError when
+    the batch failed as a whole (none of it may be deleted from the outbox)."""
 
     def publish_many(self, events: list[tuple[str, dict[str, Any]]]) -> list[int]: ...
 

@@ -4,7 +4,7 @@
                                           # WEB_CONCURRENCY (worker processes, default 1)
 
 Per `POST /chat/` it makes one bounded SELECT, one INSERT, one Redis INCR (`raw_count:{user}`) and one
-confirmed, persistent, mandatory AMQP publish to a durable exchange with a durable queue bound to it,
+confirmed, persistent AMQP publish to a durable exchange with a durable queue bound to it,
 which a consumer in each worker process reads and acknowledges, as the kit's analytics consumer does.
 Plain psycopg, redis-py and pika clients, on FastAPI under uvicorn (its fast parsers when installed,
 as for the app) with sync handlers in the thread pool, as the kit's server runs. It keeps the app's
@@ -152,7 +152,6 @@ def create_app() -> Any:
             routing_key="",
             body=event,
             properties=pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent),
-            mandatory=True,
         )
         channels.put(ch)
         with count_lock:
