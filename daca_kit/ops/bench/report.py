@@ -180,8 +180,13 @@ def chart(report: dict[str, Any], path: Path) -> None:
     loads = [(k, p) for k, p in load_rows(scenarios) if "error" not in p]
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
     ax = axes[0][0]
-    ax.bar([k for k, _ in loads], [p["turns_per_s"] or 0 for _, p in loads], color="#4c72b0")
+    places = range(len(loads))
+    ax.bar([j - 0.2 for j in places], [p["turns_per_s"] or 0 for _, p in loads], 0.4, label="answered")
+    counted = [((p.get("sustained") or {}).get("sustained_turns_per_s") or 0) for _, p in loads]
+    ax.bar([j + 0.2 for j in places], counted, 0.4, label="answered and counted")
+    ax.set_xticks(list(places), [k for k, _ in loads])
     ax.set_title("throughput (turns/s)")
+    ax.legend()
     ax = axes[0][1]
     width = 0.25
     for i, q in enumerate(("p50", "p95", "p99")):

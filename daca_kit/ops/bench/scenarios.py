@@ -185,9 +185,11 @@ def run_scenarios(
                         if "reviews" in wanted:
                             scenarios["reviews"] = pending_reviews(args, app, run_id)
             except AppStartError as exc:  # e.g. a WEB_CONCURRENCY this version cannot serve
+                why, _, tail = str(exc).partition(" Its output ends with:")
+                last = [line.strip() for line in tail.splitlines() if line.strip()][-1:]
                 scenarios.setdefault("real", {})[str(workers)] = {
                     "workers": workers,
-                    "error": str(exc).splitlines()[0],
+                    "error": why + (f" Its last line: {last[0]}" if last else ""),
                 }
 
 
