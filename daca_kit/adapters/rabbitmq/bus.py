@@ -1,25 +1,8 @@
-"""The event bus on RabbitMQ with pika (`amqp://`, or `amqps://` for CloudAMQP).
+"""PikaEventBus: the `EventBus` on RabbitMQ (see the package docstring for its guarantees).
 
-    bus = PikaEventBus("amqps://user:pass@host/vhost")
-    bus.subscribe("messages", handler, consumer="daca-analytics")
-    bus.publish("messages", event)   # returns once the broker confirmed it
-    bus.publish_many([("messages", e1), ("messages", e2)])   # one transaction: one round trip
-
-Each topic is a durable fanout exchange named after the topic; each consumer has a durable queue
-`{consumer}-{topic}` (the names Dapr's RabbitMQ pub/sub uses, so both can share a broker). Messages are
-persistent, publishes are confirmed (a batch by its AMQP transaction's commit), acks are manual, and
-prefetch is bounded so a slow consumer never holds more than `prefetch` unacked messages (CloudAMQP's free plan allows 1,000). Consumers reconnect
-with backoff after the broker restarts or the network drops.
-
-Publishes are `mandatory`: a fanout exchange with no queue bound confirms a message and drops it, which
-happens when a consumer's queue does not exist yet or was deleted (CloudAMQP removes queues unused for
-weeks on shared plans). The broker returns such a message instead, and pika raises `UnroutableError`
-after the confirm (publisher confirms are required for that; pika's docs,
-docs/examples/blocking_publish_mandatory.rst). For a topic this bus subscribes to, that is a failed
-publish (a `BusError`: the outbox keeps the event), and the next publish declares the topic's queues and
-bindings again before it retries, so the system heals without waiting for the consumer to reconnect.
-A topic nobody subscribes to through this bus (`human-review`) has no queue to declare: its returned
-events are dropped, as on any pub/sub topic without subscribers.
+bus = PikaEventBus("amqps://user:pass@host/vhost")
+bus.publish("messages", event)                            # returns once the broker confirmed it
+bus.publish_many([("messages", e1), ("messages", e2)])    # one transaction: one round trip
 """
 
 from __future__ import annotations
@@ -28,87 +11,24 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import pika
 import pika.exceptions
 
-from daca_kit.adapters.network import (
-    chain_text,
-    elapsed_ms,
-    first_line,
-    looks_tls,
-    reach,
-    unreachable,
-    url_secrets,
+from daca_kit.adapters.network import elapsed_ms, reach
+from daca_kit.adapters.rabbitmq.consumer import QueueConsumer
+from daca_kit.adapters.rabbitmq.topology import (
+    amqp_address,
+    declare_topic,
+    describe_amqp_url,
+    explain_amqp_error,
 )
 from daca_kit.core.models import Backend, RoundTrip
 from daca_kit.core.ports import Handler
-from daca_kit.errors import AUTH, ERROR, MISSING, TLS, BusError
+from daca_kit.errors import BusError
 
 log = logging.getLogger(__name__)
-
-
-def amqp_address(url: str) -> tuple[str, int, str]:
-    """(host, port, vhost) of an AMQP URL, with the default port of its scheme."""
-    parts = urlsplit(url)
-    port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
-    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
-    return parts.hostname or "localhost", port, vhost
-
-
-def describe_amqp_url(url: str) -> str:
-    host, port, _vhost = amqp_address(url)
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{host}:{port}{parts.path or '/'}"
-
-
-def declare_topic(channel: Any, topic: str, queues: Iterable[str] = ()) -> None:
-    """Declares the topic's durable fanout exchange, and each queue (durable, classic) bound to it.
-
-    Publisher and consumers declare the same way, so either may (re)create what the other expects.
-    """
-    channel.exchange_declare(exchange=topic, exchange_type="fanout", durable=True)
-    for queue in queues:
-        channel.queue_declare(queue=queue, durable=True, arguments={"x-queue-type": "classic"})
-        channel.queue_bind(queue=queue, exchange=topic)
-
-
-def explain_amqp_error(exc: BaseException, url: str, *, connecting: bool = False) -> BusError:
-    """The BusError for a pika failure: a sentence naming the setting to fix, and its `problem`.
-
-    `connecting`: the failure came while opening the connection, which over amqps:// is the TLS handshake.
-    """
-    host, port, vhost = amqp_address(url)
-    where = f"RabbitMQ at {host}:{port}"
-    text = chain_text(exc)
-    auth_errors = (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError)
-    if isinstance(exc, auth_errors) or "access_refused" in text:
-        return BusError(f"{where} refused the user name or password: check them in AMQP_URL.", problem=AUTH)
-    if isinstance(exc, pika.exceptions.ProbableAccessDeniedError) or "not_allowed" in text:
-        return BusError(
-            f"{where} refused the virtual host '{vhost}': it does not exist or the user may not use it; "
-            "check the vhost at the end of AMQP_URL (CloudAMQP's vhost is the user name).",
-            problem=MISSING,
-        )
-    found = unreachable(exc, host, port, setting="AMQP_URL", what="the RabbitMQ broker", error=BusError)
-    if found is not None:
-        return found
-    # A connection over amqps:// that fails without a word is most likely TLS spoken to a plain port
-    # (a timeout is more likely a firewall: that one stays unclassified).
-    timed_out = "timed out" in text or "timeout" in text
-    if looks_tls(text) or (connecting and url.lower().startswith("amqps") and not timed_out):
-        return BusError(
-            f"The TLS handshake with {where} failed: amqps:// needs the broker's TLS port (5671 on CloudAMQP), "
-            "amqp:// the plain one (5672); check AMQP_URL.",
-            problem=TLS,
-        )
-    return BusError(
-        f"{where} failed ({type(exc).__name__}: {first_line(exc, url_secrets(url))}): check AMQP_URL.",
-        problem=ERROR,
-    )
 
 
 class PikaEventBus:
@@ -145,7 +65,7 @@ class PikaEventBus:
         self._declared: set[str] = set()
         self._queues: dict[str, set[str]] = {}  # topic -> the queues of this bus's subscriptions
         self._unsubscribed_noted: set[str] = set()
-        self._consumers: list[_Consumer] = []
+        self._consumers: list[QueueConsumer] = []
         self._closed = threading.Event()
 
     def __repr__(self) -> str:
@@ -314,7 +234,7 @@ class PikaEventBus:
         with self._pub_lock:
             self._queues.setdefault(topic, set()).add(queue)
             self._declared.discard(topic)  # the next publish declares the new queue too
-        worker = _Consumer(self, topic, handler, queue)
+        worker = QueueConsumer(self, topic, handler, queue)
         self._consumers.append(worker)
         worker.start()
 
@@ -365,85 +285,3 @@ def _properties(event: dict[str, Any]) -> pika.BasicProperties:
         message_id=str(event.get("id", "")),
         type=str(event.get("type", "")),
     )
-
-
-class _Consumer(threading.Thread):
-    def __init__(self, bus: PikaEventBus, topic: str, handler: Handler, queue: str) -> None:
-        super().__init__(name=f"amqp-consumer-{queue}", daemon=True)
-        self.bus = bus
-        self.topic = topic
-        self.handler = handler
-        self.queue = queue
-        self.ready = threading.Event()
-        self._conn: pika.BlockingConnection | None = None
-        self._channel: Any = None
-        self._stopping = threading.Event()
-
-    def run(self) -> None:
-        delay = self.bus.reconnect_min
-        while not self._stopping.is_set():
-            try:
-                self._conn = pika.BlockingConnection(self.bus._params())
-                channel = self._conn.channel()
-                self._channel = channel
-                declare_topic(channel, self.topic, [self.queue])
-                channel.basic_qos(prefetch_count=self.bus.prefetch)
-                channel.basic_consume(queue=self.queue, on_message_callback=self._on_message, auto_ack=False)
-                self.ready.set()
-                delay = self.bus.reconnect_min
-                log.info("consuming %s", self.queue)
-                channel.start_consuming()
-            except Exception as exc:  # noqa: BLE001 - the consumer must outlive any broker failure
-                if self._stopping.is_set():
-                    break
-                log.warning(
-                    "consumer %s lost the broker (%s); reconnecting in %.1fs",
-                    self.queue,
-                    explain_amqp_error(exc, self.bus.url),
-                    delay,
-                )
-            finally:
-                self._close_conn()
-            if self._stopping.wait(delay):
-                break
-            delay = min(delay * 2, self.bus.reconnect_max)
-
-    def _on_message(self, channel: Any, method: Any, _props: Any, body: bytes) -> None:
-        try:
-            event = json.loads(body)
-        except ValueError:
-            log.error("dropping a malformed message on %s", self.queue)
-            channel.basic_nack(delivery_tag=method.delivery_tag, requeue=False)
-            return
-        try:
-            self.handler(event)
-        except Exception as exc:  # noqa: BLE001 - a failed handler means "deliver again"
-            log.warning(
-                "handler for %s failed on event %s (%s); it will be redelivered",
-                self.queue,
-                event.get("id"),
-                exc,
-            )
-            # Back off a little so a failing backend is not hammered by redeliveries.
-            self._stopping.wait(0.5)
-            channel.basic_nack(delivery_tag=method.delivery_tag, requeue=True)
-            return
-        channel.basic_ack(delivery_tag=method.delivery_tag)
-        self.bus.delivered += 1
-
-    def _close_conn(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None and conn.is_open:
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001
-                pass
-
-    def stop(self) -> None:
-        self._stopping.set()
-        conn, channel = self._conn, self._channel
-        if conn is not None and channel is not None:
-            try:
-                conn.add_callback_threadsafe(channel.stop_consuming)
-            except Exception:  # noqa: BLE001 - already closed
-                pass
