@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from daca_kit.ops.bench import main
+from daca_kit.ops.bench.cli import parse_args
 from daca_kit.ops.bench.load import percentiles
 from daca_kit.ops.bench.report import table, targets
 from daca_kit.ops.bench.scenarios import ratio_to_raw
@@ -177,3 +178,17 @@ def test_the_table_shows_sustained_figures_and_a_worker_count_that_did_not_run()
     assert "503x2" in text
     line = next(row for row in text.splitlines() if row.startswith("real, 1w") and "88.0" in row)
     assert line.split()[2:] == ["90.0", "88.0", "0.80", "0.82", "4", "3", "0", "0.05", "40", "310", "290"]
+
+
+@pytest.mark.parametrize("workers", ["0", "1,x", ","])
+def test_a_bad_worker_count_is_refused_with_a_sentence(
+    workers: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--workers", workers])
+    assert "--workers" in capsys.readouterr().err
+
+
+def test_worker_counts_are_read_in_order() -> None:
+    args = parse_args(["--workers", "2,1,2", "--raw-workers", "3"])
+    assert (args.worker_list, args.raw_workers) == ([1, 2], 3)
