@@ -293,12 +293,12 @@ def load(kit: Any, callers: int, seconds: float) -> dict[str, Any]:
             latencies.extend(mine)
 
     threads = [threading.Thread(target=caller, args=(i,)) for i in range(callers)]
-    t0 = time.monotonic()
+    t0, cpu0 = time.monotonic(), time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    elapsed = time.monotonic() - t0
+    elapsed, cpu = time.monotonic() - t0, time.process_time() - cpu0
     return {
         "callers": callers,
         "seconds": round(elapsed, 2),
@@ -307,6 +307,7 @@ def load(kit: Any, callers: int, seconds: float) -> dict[str, Any]:
         "turns_per_s": round(len(latencies) / elapsed, 1),
         "p50_ms": round(pct(latencies, 0.50) * 1000, 2),
         "p99_ms": round(pct(latencies, 0.99) * 1000, 2),
+        "app_cpu_ms_per_turn": round(cpu * 1000 / max(1, len(latencies)), 2),
     }
 
 
