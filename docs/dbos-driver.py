@@ -11,7 +11,7 @@ It needs the local Postgres as superuser `postgres` over loopback (it creates an
 named `dbosbench_*`) and read access to the server log (path in `PG_LOG`). Results: docs/dbos-evaluation.md.
 
 `DbosRuntime` implements the kit's `WorkflowRuntime` port on DBOS (PyPI `dbos`), so `Kit.submit` and
-`Kit.decide` run unchanged on either engine. The workflow definition is the kit's own `chat_turn`
+`kit.reviews.decide` run unchanged on either engine. The workflow definition is the kit's own `chat_turn`
 generator: a DBOS workflow drives it, running each yielded activity as a DBOS step (`DBOS.run_step`),
 and the review's race of a `review_decision` event against the review timer as
 `DBOS.recv(topic, timeout_seconds)`. A decision is written by the kit to its workflow inbox in the
@@ -258,7 +258,7 @@ def make_kit(engine: str, db: str) -> Any:
     settings = Settings(_env_file=None, database_url=db_url(db), rate_limit="0/minute")  # type: ignore[call-arg]
     kit = bootstrap(settings)
     if engine != "local":
-        kit.runtime = DbosRuntime(
+        kit.runtime = kit.reviews.runtime = DbosRuntime(
             kit, db_url(db), listen_notify=(engine != "dbos-poll"), pre_ping=(engine != "dbos-noping")
         )
     return kit.start()
@@ -413,7 +413,7 @@ def review_turn(kit: Any) -> float:
     result = kit.submit("reviewed-user", SENSITIVE)
     assert result.status == "pending_review", result
     t0 = time.perf_counter()
-    kit.decide(result.instance_id, approved=True, reviewer="bench")
+    kit.reviews.decide(result.instance_id, approved=True, reviewer="bench")
     done = kit.wait_turn_sync(result.instance_id, 10)
     assert done is not None and done.status == "completed", done
     return time.perf_counter() - t0
@@ -445,7 +445,7 @@ def phase_idle(kit: Any, args: argparse.Namespace) -> dict[str, Any]:
     lags = []
     for instance_id in pending:
         t0 = time.perf_counter()
-        kit.decide(instance_id, approved=True, reviewer="bench")
+        kit.reviews.decide(instance_id, approved=True, reviewer="bench")
         done = kit.wait_turn_sync(instance_id, 10)
         assert done is not None and done.status == "completed", done
         lags.append(time.perf_counter() - t0)
@@ -477,7 +477,7 @@ def phase_decide(kit: Any, args: argparse.Namespace) -> dict[str, Any]:
     decided = {}
     for instance_id in ids:
         decided[instance_id] = time.time()
-        kit.decide(instance_id, approved=True, reviewer="worker-b")
+        kit.reviews.decide(instance_id, approved=True, reviewer="worker-b")
     out: dict[str, Any] = {"decided": decided}
 
     def stored() -> dict[str, str]:
