@@ -101,9 +101,9 @@ class OutboxRelay:
 
     def relay_once(self) -> int:
         """Publishes one batch; returns how many were published. Raises BackendError on failure."""
+        if isinstance(self.bus, BatchPublisher):
+            return self._relay_together(self.bus)
         rows = self.outbox.batch(self.batch)
-        if rows and isinstance(self.bus, BatchPublisher):
-            return self._relay_batch(self.bus, rows)
         done: list[int] = []
         try:
             for row in rows:
@@ -119,15 +119,20 @@ class OutboxRelay:
             self.last_error = None
         return len(done)
 
-    def _relay_batch(self, bus: BatchPublisher, rows: list[dict[str, Any]]) -> int:
+    def _relay_together(self, bus: BatchPublisher) -> int:
+        refused: list[int] = []
+
+        def publish_many(rows: list[dict[str, Any]]) -> list[int]:
+            refused[:] = bus.publish_many([(row["topic"], row["payload"]) for row in rows])
+            return refused
+
         try:
-            refused = set(bus.publish_many([(row["topic"], row["payload"]) for row in rows]))
+            count = self.outbox.publish_together(self.batch, publish_many)
         except BusError as exc:
-            raise BusError(f"{len(rows)} event(s) wait in the outbox: {exc}") from exc
-        done = [row["id"] for i, row in enumerate(rows) if i not in refused]
-        self.outbox.done(done)
-        self.published += len(done)
+            raise BusError(f"Events wait in the outbox: {exc}") from exc
+        self.published += count
         if refused:
             raise BusError(f"the broker refused {len(refused)} event(s); they wait in the outbox")
-        self.last_error = None
-        return len(done)
+        if count:
+            self.last_error = None
+        return count

@@ -224,6 +224,12 @@ class OutboxStore(Protocol):
 
     def done(self, ids: list[int]) -> None: ...
 
+    def publish_together(self, limit: int, publish_many: Callable[[list[dict[str, Any]]], list[int]]) -> int:
+        """Hands up to `limit` events, oldest first, that no other process is publishing to
+        `publish_many(rows)` at once; it returns the positions it could not publish, which stay, and the
+        others are deleted. Returns how many were published."""
+        ...
+
     def size(self) -> int: ...
 
     def on_commit(self, callback: Callable[[], None]) -> None:

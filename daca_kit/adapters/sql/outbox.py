@@ -3,6 +3,11 @@ the relay (`daca_kit.core.outbox`) publishes and deletes them.
 
     outbox = SqlOutbox(db); outbox.on_commit(relay.wake)
     with db.engine.begin() as conn: outbox.add(conn, events)   # inside another store's transaction
+    outbox.publish_together(100, lambda rows: bus.publish_many(...))   # the relay, on a batching bus
+
+On Postgres and CockroachDB `publish_together` reads its batch with `SELECT ... FOR UPDATE SKIP LOCKED`
+in the transaction that deletes what was published, so relays in several processes never hand the same
+row to the bus twice; SQLite serves one process and reads without locking.
 """
 
 from __future__ import annotations
@@ -67,3 +72,24 @@ class SqlOutbox:
     def size(self) -> int:
         query = select(func.count()).select_from(outbox_t)
         return int(self.db.read(lambda c: c.execute(query).scalar_one(), what="count the outbox"))
+
+    def publish_together(self, limit: int, publish_many: Callable[[list[dict[str, Any]]], list[int]]) -> int:
+        """Hands up to `limit` events, oldest first, to `publish_many(rows)` in one call and deletes those
+        published: it returns the positions it could not publish, which stay. Returns how many were
+        published; an exception from `publish_many` (BusError) keeps every row."""
+        if self.db.kind == "sqlite":
+            rows = self.batch(limit)
+            refused = set(publish_many(rows)) if rows else set()
+            self.done([row["id"] for i, row in enumerate(rows) if i not in refused])
+            return len(rows) - len(refused)
+
+        def work(conn: Connection) -> int:
+            query = select(outbox_t).order_by(outbox_t.c.id).limit(limit).with_for_update(skip_locked=True)
+            rows = [{**row, "payload": json.loads(row["payload"])} for row in conn.execute(query).mappings()]
+            refused = set(publish_many(rows)) if rows else set()
+            done = [row["id"] for i, row in enumerate(rows) if i not in refused]
+            if done:
+                conn.execute(delete(outbox_t).where(outbox_t.c.id.in_(done)))
+            return len(done)
+
+        return int(self.db.run(work, what="publish the outbox"))
