@@ -15,9 +15,9 @@ app's own default applies (a setting given as None is removed too); proxy variab
 `DATABASE_URL` defaults to a fresh SQLite file in `workdir` (also when given as ""), and the reviewer
 password and admin token are generated unless given. `workers=N` sets `WEB_CONCURRENCY=N` (worker
 processes of one server); otherwise the caller's `WEB_CONCURRENCY` is removed too, so the app's default
-applies. `status()` and `pids()` cover the process and its workers. `extra_env` adds variables that are not settings
-(`PYTHONPATH`, `GRADIO_ANALYTICS_ENABLED`). The process runs in `workdir`, listens on 127.0.0.1 only and
-appends its output to `log_path` (default `workdir/app.log`) across restarts.
+applies. `status()` and `pids()` cover the process and its workers. `extra_env` adds variables that
+are not settings (`PYTHONPATH`, `GRADIO_ANALYTICS_ENABLED`). The process runs in `workdir`, listens on
+127.0.0.1 only and appends its output to `log_path` (default `workdir/app.log`) across restarts.
 
 `ui=True` runs `python app.py` exactly as Spaces does. The default runs `daca-kit serve --api-only`: the
 same server, kit and logging without mounting Gradio, whose import alone costs seconds of CPU. `command`

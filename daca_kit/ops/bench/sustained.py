@@ -112,7 +112,7 @@ def poll_counts(redis_url: str, keys: list[str], interval: float, conn: Connecti
 
 @dataclass(frozen=True)
 class TurnLag:
-    """One stored turn of the phase: when it was stored, answered (None: unknown) and counted (None: never)."""
+    """One stored turn of the phase: when it was stored, answered (None: unknown), counted (None: never)."""
 
     stored: float
     answered: float | None
