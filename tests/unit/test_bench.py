@@ -151,7 +151,7 @@ def test_the_table_shows_sustained_figures_and_a_worker_count_that_did_not_run()
         "sustained_turns_per_s": 88.0,
         "not_counted_at_stop": 4,
         "seconds_to_exact_counts": 0.05,
-        "at_stop": {"outbox_rows": 3, "queue_ready": 0},
+        "at_stop": {"outbox_rows": 3, "queue_ready": 0, "new_db_sessions": 0},
         "event_lag_ms": {"p50": 40.0, "p99": 310.0},
         "answer_to_counted_ms": {"p50": 30.0, "p99": 290.0},
     }
@@ -177,7 +177,20 @@ def test_the_table_shows_sustained_figures_and_a_worker_count_that_did_not_run()
     assert "real, 2w                  did not run: The app exited with code 3" in text
     assert "503x2" in text
     line = next(row for row in text.splitlines() if row.startswith("real, 1w") and "88.0" in row)
-    assert line.split()[2:] == ["90.0", "88.0", "0.80", "0.82", "4", "3", "0", "0.05", "40", "310", "290"]
+    assert line.split()[2:] == [
+        "90.0",
+        "88.0",
+        "0.80",
+        "0.82",
+        "4",
+        "3",
+        "0",
+        "0.05",
+        "40",
+        "310",
+        "290",
+        "0",
+    ]
 
 
 @pytest.mark.parametrize("workers", ["0", "1,x", ","])

@@ -183,7 +183,7 @@ def measure(
             counted.settle()
         before = settled_calls(client) if per_process else {}
         cpu_before = server.status().get("cpu_ms") if server else None
-        started = time.time()
+        started = counted.started() if counted is not None else time.time()
         result = run_load(server_url, label=label, **load)
         if counted is not None:
             counted.stopped(started)

@@ -141,7 +141,7 @@ def sustained_table(scenarios: dict[str, Any]) -> list[str]:
     lines = [
         "",
         f"{'sustained':<24}{'answered/s':>11}{'counted/s':>10}{'x raw':>7}{'(answ.)':>8}{'backlog':>8}"
-        f"{'outbox':>7}{'queued':>7}{'exact s':>8}{'lag p50':>8}{'lag p99':>8}{'ans p99':>8}",
+        f"{'outbox':>7}{'queued':>7}{'exact s':>8}{'lag p50':>8}{'lag p99':>8}{'ans p99':>8}{'new conn':>9}",
     ]
     for name, part in rows:
         for label, phase in ((name, part), (f"{name}, one user", part.get("single_user") or {})):
@@ -160,12 +160,13 @@ def sustained_table(scenarios: dict[str, Any]) -> list[str]:
                 f"{num(ratio.get('sustained'), 7, '.2f')}{num(ratio.get('answered'), 8, '.2f')}"
                 f"{held['not_counted_at_stop']:>8}{num(stop.get('outbox_rows'), 7)}{num(stop.get('queue_ready'), 7)}"
                 f"{num(held['seconds_to_exact_counts'], 8, '.2f')}{num(lag['p50'], 8)}{num(lag['p99'], 8)}"
-                f"{num(seen.get('p99'), 8)}"
+                f"{num(seen.get('p99'), 8)}{num(stop.get('new_db_sessions'), 9)}"
             )
     lines.append(
         "  counted/s: turns answered and counted by the stop; x raw: over the raw reference's attempted "
         "turns/s; backlog: answered, not counted at the stop; lag: ms from the stored time to counted "
-        "(an upper bound of commit to counted), ans: from the answer to counted (a lower bound)"
+        "(an upper bound of commit to counted), ans: from the answer to counted (a lower bound); new conn: "
+        "database sessions opened during the load"
     )
     return lines
 

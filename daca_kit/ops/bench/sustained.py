@@ -18,7 +18,8 @@ under load the turn may wait for a database connection after it took that time) 
 Counters are monotonic, so a user's events counted out of order still give each of its turns a time.
 
 When the load stops it records the outbox rows not yet published (kit), the messages ready in the
-counting queue, and how many of the phase's answered turns were not counted yet; then it waits until
+counting queue, the database sessions opened during the load (Postgres's `pg_stat_database`: a server
+whose pool closes and reopens connections under load pays a connect each time), and how many of the phase's answered turns were not counted yet; then it waits until
 every counter equals its user's stored turns (counts exact) and reports how long that took. The
 sustained rate is the phase's turns counted by the time the load stopped, per second of load: work
 left for later does not count.
@@ -184,6 +185,7 @@ class Counted:
         self.stop_figures: dict[str, Any] = {}
         self._since = 0.0
         self._stopped_at = 0.0
+        self._sessions: int | None = None
 
     def __enter__(self) -> Counted:
         import psycopg
@@ -234,18 +236,37 @@ class Counted:
             time.sleep(self.interval)
         return None
 
+    def started(self) -> float:
+        """Called as the load starts: returns the time, and notes the database's sessions so far."""
+        self._sessions = self._database_sessions()
+        return time.time()
+
     def stopped(self, since: float) -> dict[str, Any]:
-        """Called the moment the load stops (`since`: when it started): the backlog figures."""
+        """Called the moment the load stops (`since`: from `started`): the backlog figures."""
         self._stopped_at = time.time()
         self._since = since
         figures: dict[str, Any] = {
             "outbox_rows": None,
             "queue_ready": self._queue_depth(),
+            "new_db_sessions": None,  # connections the servers opened during the load (pool churn)
         }
         if self.source.outbox_sql:
             figures["outbox_rows"] = int(self._db.execute(self.source.outbox_sql).fetchone()[0])
+        sessions = self._database_sessions()
+        if sessions is not None and self._sessions is not None:
+            figures["new_db_sessions"] = sessions - self._sessions
         self.stop_figures = figures
         return figures
+
+    def _database_sessions(self) -> int | None:
+        """Sessions the database has seen (Postgres 14 and later; None elsewhere)."""
+        try:
+            row = self._db.execute(
+                "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+            ).fetchone()
+        except Exception:  # noqa: BLE001 - an optional figure
+            return None
+        return int(row[0]) if row and row[0] is not None else None
 
     def report(
         self, *, seconds: float, answered: dict[str, list[float]] | None = None, drain_timeout: float = 30.0
