@@ -54,3 +54,20 @@ def test_a_refused_event_stays_in_the_outbox_and_is_counted_once_when_taken(make
     assert fakes["counters"].values["pia"] == 3
     assert [e["id"] for e in bus.sent["messages"]].count(refused_id) == 1
     assert kit.relay.last_error is None
+
+
+def test_turns_committed_close_together_share_a_batch(make_kit, fakes) -> None:
+    bus = FakeBatchEventBus()
+    kit = make_kit(bus=bus)
+    assert kit.relay is not None
+    kit.relay.linger = 2.0  # generous: the three turns below take about 0.2 s
+    kit.relay.wake()
+    assert kit.relay.wait_idle(5)
+
+    for i in range(3):
+        kit.chat_sync("quin", f"m{i}")
+        time.sleep(0.1)  # long enough for a relay without lingering to publish each on its own
+    _drain(kit, lambda: kit.stores.outbox.size() == 0)
+
+    assert [len(batch) for batch in bus.batches] == [3]  # one relay round for the three commits
+    assert fakes["counters"].values["quin"] == 3
