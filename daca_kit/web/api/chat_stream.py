@@ -48,7 +48,11 @@ def sse(event: StreamEvent) -> bytes:
 async def _stream(first: StreamEvent, events: asyncio.Queue[StreamEvent]) -> AsyncIterator[bytes]:
     event = first
     while True:
-        yield sse(event)
+        batch = [event]
+        while not event.final and not events.empty():  # pieces that came meanwhile go out in one write
+            event = events.get_nowait()
+            batch.append(event)
+        yield b"".join(sse(e) for e in batch)
         if event.final:
             return
         while True:
