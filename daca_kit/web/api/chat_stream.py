@@ -57,7 +57,8 @@ async def _stream(first: StreamEvent, events: asyncio.Queue[StreamEvent]) -> Asy
             return
         while True:
             try:
-                event = await asyncio.wait_for(events.get(), KEEP_ALIVE_SECONDS)
+                async with asyncio.timeout(KEEP_ALIVE_SECONDS):  # no task per event, unlike wait_for
+                    event = await events.get()
                 break
             except TimeoutError:
                 yield b": keep-alive\n\n"
