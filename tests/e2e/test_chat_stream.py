@@ -103,6 +103,19 @@ def test_refusals_are_plain_http_answers_before_any_stream(settings_factory: Any
             assert missing.status_code == 422
             bound = client.post("/chat/stream", json={"user_id": "guest-0123456789abcdef@daca", "text": "hi"})
             assert bound.status_code == 401
+            mine, theirs = client.post("/users").json(), client.post("/users").json()
+            as_other = {"Authorization": f"Bearer {theirs['token']}"}
+            wrong = client.post(
+                "/chat/stream", json={"user_id": mine["user_id"], "text": "hi"}, headers=as_other
+            )
+            assert wrong.status_code == 403
+            with client.stream(
+                "POST",
+                "/chat/stream",
+                json={"user_id": mine["user_id"], "text": "hi"},
+                headers={"Authorization": f"Bearer {mine['token']}"},
+            ) as own:
+                assert [k for k, _ in events(own)][-1] == "done"
             assert all_events(client, {"user_id": "dave", "text": "one"})[-1][0] == "done"
             limited = client.post("/chat/stream", json={"user_id": "dave", "text": "two"})
             assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
