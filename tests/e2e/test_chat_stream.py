@@ -80,7 +80,7 @@ def test_a_sensitive_turn_is_held_without_a_single_token(stream_app: LiveApp) ->
         assert kind == "pending_review"
         assert data["status"] == "pending_review" and data["user_id"] == "bob"
         assert client.get(f"/chat/{data['instance_id']}").json()["status"] == "pending_review"
-    [review] = stream_app.kit.pending_reviews()
+    [review] = stream_app.kit.reviews.pending()
     assert review["instance_id"] == data["instance_id"]
 
 

@@ -50,7 +50,7 @@ def test_a_sensitive_turn_sends_no_piece_and_waits(make_kit) -> None:
     kit = make_kit()
     [held] = run(kit, "bob", "this is urgent")
     assert held.kind == "pending_review" and held.data["status"] == "pending_review"
-    [review] = kit.pending_reviews()
+    [review] = kit.reviews.pending()
     assert review["instance_id"] == held.data["instance_id"] and review["proposed_reply"]
 
 
