@@ -84,6 +84,20 @@ def test_a_stream_that_breaks_off_fails_the_reply_without_repeating_it(stub: Gem
     assert model.calls == 1
 
 
+def test_a_stream_that_goes_silent_fails_within_gemini_timeout() -> None:
+    with GeminiStub(api_key=KEY, models={MODEL}, hold_seconds=20) as stub:
+        model = make_model(stub, RecordingSleep(), timeout=1.5)
+        stub.plan("stall")
+        pieces = Pieces()
+        started = time.monotonic()
+        with pytest.raises(
+            ModelError, match="broke off after it had begun: Gemini did not answer within 1.5 s"
+        ):
+            model.stream(request("Hello there"), pieces)
+        assert time.monotonic() - started < 6  # GEMINI_TIMEOUT bounds the stream, with a margin
+        assert pieces.text == "stub reply " and model.calls == 1
+
+
 def test_refusals_keep_their_sentences_when_streaming(stub: GeminiStub) -> None:
     with pytest.raises(ModelError, match="GEMINI_API_KEY"):
         make_model(stub, RecordingSleep(), api_key="wrong").stream(request(), Pieces())

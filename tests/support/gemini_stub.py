@@ -13,7 +13,8 @@ Scripting: `stub.plan(...)` queues what the next requests get, one step per requ
 queue is empty the stub answers normally. A step is an HTTP status (`429`, `500`, `503`, `200`...),
 `"timeout"` (holds the request for `hold_seconds`, longer than a short client timeout), `"empty"`
 (a candidate with no parts), `"blocked"` (promptFeedback.blockReason SAFETY, no candidates),
-`"break"` (a stream that sends its first `break_after` pieces, then closes the connection), or a
+`"break"` (a stream that sends its first `break_after` pieces, then closes the connection), `"stall"`
+(one that sends them, then holds the connection silent for `hold_seconds`), or a
 dict (sent as the JSON body with status 200).
 
 Every request is recorded in `stub.requests` (method, path, query, headers with lower-case names, JSON
@@ -233,8 +234,8 @@ class _Handler(BaseHTTPRequestHandler):
             # Hold the request past the client's timeout; the wait ends early when the stub stops.
             state.stopping.wait(state.hold_seconds)
             step = 200
-        if method == ":streamGenerateContent" and step in (200, "break"):
-            self._stream(f"stub reply to: {recorded.last_user_text()}", model, broken=step == "break")
+        if method == ":streamGenerateContent" and step in (200, "break", "stall"):
+            self._stream(f"stub reply to: {recorded.last_user_text()}", model, cut=step)
         elif isinstance(step, dict):
             self._send(200, step)
         elif step == "empty":
@@ -271,7 +272,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             raise ValueError(f"unknown planned step {step!r}")
 
-    def _stream(self, text: str, model: str, *, broken: bool) -> None:
+    def _stream(self, text: str, model: str, *, cut: Step) -> None:
         """The reply as Server-Sent Events over chunked transfer encoding, one word per event."""
         state = self.state
         pieces = re.findall(r"\S+\s*", text)
@@ -281,7 +282,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             for n, piece in enumerate(pieces):
-                if broken and n == state.break_after:
+                if cut == "stall" and n == state.break_after:
+                    state.stopping.wait(state.hold_seconds)  # a route that went silent mid-reply
+                if cut == "break" and n == state.break_after:
                     self.wfile.flush()
                     self.close_connection = True
                     self.connection.shutdown(2)  # mid-reply, without the chunked body's end
