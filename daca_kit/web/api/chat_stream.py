@@ -14,6 +14,10 @@ The body, who may chat and the limits are POST /chat/'s. A turn refused before i
 tokens; read the outcome at GET /chat/{instance_id}) or `error` (`{"detail": sentence}`). The turn runs
 in the server's thread pool apart from the response (`daca_kit.core.streaming`): a client that
 disconnects stops only its own stream, and its turn is stored and counted once like any other.
+
+Written on Starlette's own StreamingResponse rather than sse-starlette: an event is two lines, and Starlette
+already ends the response when the client disconnects; what is left (a keep-alive comment while the model
+is silent, pieces that queued up sent in one write) is a few lines here, and no dependency is added.
 """
 
 from __future__ import annotations
