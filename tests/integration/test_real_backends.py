@@ -118,9 +118,10 @@ def test_a_turn_costs_two_redis_commands_and_one_publish(
         assert wait_for(lambda: kit.stores.outbox.size() == 0)
         client = redis.Redis.from_url(redis_url, decode_responses=True)
         assert wait_for(lambda: client.get("message_count:meter") == "10")
-        assert (
-            kit.counters.commands - commands == 20
-        )  # rate limit + count read, then the idempotent increment
+        # Rate limit + count read, then the idempotent increment: 2 commands a turn, counted where they are
+        # sent; a connection the pool opens meanwhile adds its SELECT (this test's Redis database is not
+        # 0). tests/integration/test_redis_commandstats.py checks the count exactly, on the server.
+        assert 20 <= kit.counters.commands - commands <= 22
         assert kit.bus.published - published == 10
     finally:
         kit.close()
