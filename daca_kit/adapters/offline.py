@@ -2,8 +2,8 @@
 
     model = OfflineReplyModel()            # what runs when GEMINI_API_KEY is unset
     model = OfflineReplyModel(delay=0.5)   # emulates a remote model's latency (DACA_OFFLINE_DELAY)
-    model = OfflineReplyModel(chunk_delay=0.05)   # and its pace: a pause before each word (DACA_OFFLINE_CHUNK_DELAY)
-    reply = model.stream(request, print)   # word by word
+    model = OfflineReplyModel(chunk_delay=0.05)   # and its pace, a pause per word (DACA_OFFLINE_CHUNK_DELAY)
+    reply = model.stream(request, print)          # word by word
 
 Timing, the same whether it streams or not: `delay` before the reply begins, then `chunk_delay` before
 each word, so the first word arrives after `delay + chunk_delay` and the whole reply after

@@ -4,10 +4,12 @@
     runtime = LocalRuntime(..., activities=activities.as_dict())
 
 Each activity takes (ctx, input) like Dapr's and returns a JSON-serialisable value, so a runtime can
-record it in the workflow's history and replay it. While someone listens to a turn on the reply channel
-(`ReplyChannel`, keyed by `ctx.workflow_id`), `generate_reply` streams the reply and publishes its pieces
-there as they are written; what it returns, and so what is recorded and replayed, is still the whole reply. Activities are idempotent per instance: a replayed
+record it in the workflow's history and replay it. Activities are idempotent per instance: a replayed
 `store_turn` or `request_review` finds its row and writes nothing twice.
+
+While someone listens to a turn on the reply channel (`ReplyChannel`, keyed by `ctx.workflow_id`),
+`generate_reply` streams the reply and publishes its pieces there as they are written; what it returns,
+and so what is recorded and replayed, is still the whole reply.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""The bench's streaming scenario: time to first token, streaming (`POST /chat/stream`) vs not (`POST /chat/`).
+"""The bench's streaming scenario: time to first token, streaming (POST /chat/stream) vs not (POST /chat/).
 
-    part = run_streaming(args, run_id, workdir)      # {"first_chunk_ms", "streaming": {...}, "whole_reply": {...}}
+    part = run_streaming(args, run_id, workdir)   # {"first_chunk_ms", "streaming", "whole_reply", ...}
 
 The app runs on embedded defaults with the offline model writing word by word: `--model-delay` before the
 reply begins (DACA_OFFLINE_DELAY), `--chunk-delay` before each word (DACA_OFFLINE_CHUNK_DELAY), so its
@@ -149,7 +149,8 @@ def streaming_table(scenarios: dict[str, Any]) -> str:
     lines = [
         f"time to first token, first chunk after {part['first_chunk_ms']} ms "
         f"(model delay {part['model_delay_s']} s, {part['chunk_delay_s']} s per word):",
-        f"{'':<22}{'users':>6}{'turns':>7}{'first p50':>11}{'first p99':>11}{'whole p50':>11}{'whole p99':>11}",
+        f"{'':<22}{'users':>6}{'turns':>7}"
+        f"{'first p50':>11}{'first p99':>11}{'whole p50':>11}{'whole p99':>11}",
     ]
     for key, name in (("streaming", "POST /chat/stream"), ("whole_reply", "POST /chat/")):
         phase = part[key]

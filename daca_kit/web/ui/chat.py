@@ -10,8 +10,8 @@ Hugging Face sign-in (`hf_oauth: true`), a signed-in visitor chats as `username@
 
 A reply grows in its bubble while the model writes it (`daca_kit.web.ui.streaming`); a sensitive message
 shows the waiting bubble instead, and its reply appears once a reviewer decided. The tab's timer runs only
-while a turn waits for a reviewer (or the message count lags), and each tick
-reads a turn only after `TurnWatch` heard that it ended. `chat` and `turn` are the API gradio_client calls.
+while a turn waits for a reviewer (or the message count lags), and each tick reads a turn only after
+`TurnWatch` heard that it ended. `chat` and `turn` are the API gradio_client calls.
 """
 
 from __future__ import annotations
