@@ -52,11 +52,13 @@ class OfflineReplyModel:
     def stream(self, request: ReplyRequest, on_chunk: Callable[[str], None]) -> Reply:
         self.calls += 1
         reply = self._reply(request)
-        if self.delay:
-            time.sleep(self.delay)
+        due = time.monotonic() + self.delay
         for piece in words(reply.text):
-            if self.chunk_delay:
-                time.sleep(self.chunk_delay)
+            # On a schedule from the start, like a remote model: a busy process does not slow its pace.
+            due += self.chunk_delay
+            left = due - time.monotonic()
+            if left > 0:
+                time.sleep(left)
             on_chunk(piece)
         return reply
 
