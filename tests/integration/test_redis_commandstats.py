@@ -9,7 +9,6 @@ fresh connection (with that connection's handshake), a health-check PING.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -19,6 +18,8 @@ import pytest
 import redis
 
 from daca_kit.bootstrap import bootstrap
+from daca_kit.ops.launcher import free_port
+from tests.conftest import unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -26,18 +27,12 @@ pytestmark = pytest.mark.integration
 OBSERVER = {"info", "config|resetstat", "script|flush", "client|kill", "client|list", "echo", "monitor"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def private_redis(tmp_path) -> Iterator[tuple[str, int]]:
     """A redis-server of this test's own on loopback, without persistence; stopped by its pid."""
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.skip("redis-server is not installed")
+        unavailable("redis-server is not installed")
     port = free_port()
     server = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
