@@ -8,10 +8,10 @@ answering costs a chat turn GEMINI_TIMEOUT, not one timeout per attempt). Every 
 `ModelError` whose message says which setting to change; the API key never appears in a message or a log line.
 
 `stream` asks for the same reply through `generate_content_stream` (REST `:streamGenerateContent?alt=sse`,
-Server-Sent Events, as google-genai's `models.py` sends it) and hands each piece on as it arrives. It
-retries like `generate` until the first piece has been handed on; a stream that breaks off after that
-fails the reply (a retry would repeat what the listener already has). GEMINI_TIMEOUT bounds the whole
-stream, not only the wait for each piece.
+Server-Sent Events, as google-genai's `models.py` sends it) and hands each piece on as it arrives
+(`gemini_stream`). It retries like `generate` until the first piece has been handed on; a stream that breaks
+off after that fails the reply (a retry would repeat what the listener already has). GEMINI_TIMEOUT bounds
+the whole stream, not only the wait for each piece.
 
 Usage:
     model = GeminiReplyModel(api_key, DEFAULT_GEMINI_MODEL)
@@ -25,7 +25,7 @@ import importlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -33,6 +33,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from daca_kit.adapters.gemini_stream import read_reply_stream
 from daca_kit.adapters.network import chain_text, elapsed_ms, looks_tls, reach, unreachable
 from daca_kit.core.models import Backend, Reply, ReplyRequest, RoundTrip
 from daca_kit.errors import AUTH, MISSING, TLS, BackendError, ConfigError, ModelError
@@ -156,40 +157,17 @@ class GeminiReplyModel:
             chunks = self._client.models.generate_content_stream(
                 model=self.model, contents=contents, config=config
             )
-            return self._read_stream(chunks, pieces, on_chunk, time.monotonic() + seconds_left)
+            return read_reply_stream(
+                chunks,
+                pieces,
+                on_chunk,
+                deadline=time.monotonic() + seconds_left,
+                timeout=self._timeout,
+                translate=lambda exc: self._translate(exc, attempts=1),
+            )
 
         last, attempts = self._with_retries(attempt)
         return self._reply("".join(pieces), last, attempts)
-
-    def _read_stream(
-        self,
-        chunks: Iterable[types.GenerateContentResponse],
-        pieces: list[str],
-        on_chunk: Callable[[str], None],
-        deadline: float,
-    ) -> types.GenerateContentResponse | None:
-        """Hands on each chunk's text; returns the last chunk (its feedback explains an empty reply)."""
-        last = None
-        try:
-            for chunk in chunks:
-                last = chunk
-                text = chunk.text or ""
-                if text:
-                    pieces.append(text)
-                    on_chunk(text)
-                if time.monotonic() > deadline:
-                    raise ModelError(
-                        f"Gemini did not finish its reply within {self._timeout:g} s: try again shortly, "
-                        "or raise GEMINI_TIMEOUT."
-                    )
-        except Exception as exc:
-            if not pieces:
-                raise  # nothing handed on yet: the retry policy decides
-            error = self._translate(exc, attempts=1) if not isinstance(exc, ModelError) else exc
-            if error is None:
-                raise
-            raise ModelError(f"The Gemini reply broke off after it had begun: {error}") from exc
-        return last
 
     def _reply(self, text: str, response: types.GenerateContentResponse | None, attempts: int) -> Reply:
         text = text.strip()
