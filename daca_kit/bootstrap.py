@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, TypedDict
 
-from daca_kit.adapters.inprocess import InProcessEventBus
+from daca_kit.adapters.inprocess import InProcessEventBus, InProcessReplyChannel
 from daca_kit.adapters.local_runtime import LocalRuntime
 from daca_kit.adapters.offline import OfflineReplyModel
 from daca_kit.adapters.sql import SqlCounters, SqlDatabase, backend_kind, open_stores
@@ -69,7 +69,9 @@ def build_bus(settings: Settings) -> tuple[EventBus, PushedEvents | None]:
 
 
 def build_model(settings: Settings) -> ReplyModel:
-    return service_model(settings) or OfflineReplyModel(delay=settings.offline_delay)
+    return service_model(settings) or OfflineReplyModel(
+        delay=settings.offline_delay, chunk_delay=settings.offline_chunk_delay
+    )
 
 
 def build_runtime(settings: Settings, stores: Stores, activities: TurnActivities) -> WorkflowRuntime:
@@ -137,7 +139,11 @@ def bootstrap(
         max_wait=settings.review_timeout.total_seconds(),
     )
     activities = TurnActivities(
-        conversations=stores.conversations, reviews=stores.reviews, counters=counters, model=model
+        conversations=stores.conversations,
+        reviews=stores.reviews,
+        counters=counters,
+        model=model,
+        replies=InProcessReplyChannel(),  # reply pieces for streaming requests (daca_kit.core.streaming)
     )
     return Kit(
         settings=settings,

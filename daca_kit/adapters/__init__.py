@@ -2,7 +2,8 @@
 
 sql/ (SQLite, Postgres, CockroachDB: one module per aggregate), local_runtime (the kit's durable workflow
 engine on the SQL store), redis and upstash (counters and shared rate limits), rabbitmq and inprocess
-(event buses), gemini and offline (reply models), dapr/ (sidecar client, state, pub/sub, workflow),
+(event buses; inprocess also carries reply pieces to streaming requests), gemini (with gemini_stream, which
+reads a streamed reply) and offline (reply models), dapr/ (sidecar client, state, pub/sub, workflow),
 network (the TCP reach pre-check and its sentences, shared by the real services' `check()`), outbound
 (which of the configured services' ports open from here, and the fallback for each that does not: the
 app checks once at start for /health, doctor prints the same).

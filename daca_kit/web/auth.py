@@ -246,8 +246,8 @@ def peer_of(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-async def get_auth(request: Request) -> Auth:
-    return request.app.state.auth  # type: ignore[no-any-return]  # async: no thread pool hand-off
+async def get_auth(request: Request) -> Auth:  # async: no thread-pool round trip (see get_kit)
+    return request.app.state.auth  # type: ignore[no-any-return]
 
 
 AuthDep = Annotated[Auth, Depends(get_auth)]

@@ -10,7 +10,7 @@ from daca_kit.core.kit import Kit
 
 
 async def get_kit(request: Request) -> Kit:
-    # async: FastAPI runs a plain `def` dependency in its thread pool, a hand-off per request for nothing
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a round trip per request for a lookup
     return request.app.state.kit  # type: ignore[no-any-return]
 
 
