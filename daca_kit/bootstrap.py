@@ -12,13 +12,15 @@ probes the configured services' ports, which the Kit does once at start for /hea
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import TYPE_CHECKING, TypedDict
 
-from daca_kit.adapters.inprocess import InProcessEventBus
+from daca_kit.adapters.inprocess import InProcessEventBus, InProcessWakeUps
 from daca_kit.adapters.local_runtime import LocalRuntime
 from daca_kit.adapters.offline import OfflineReplyModel
 from daca_kit.adapters.sql import SqlCounters, SqlDatabase, backend_kind, open_stores
+from daca_kit.adapters.sql.database import describe_url
 from daca_kit.core.activities import TurnActivities
 from daca_kit.core.admission import Admission
 from daca_kit.core.kit import Kit
@@ -30,6 +32,7 @@ from daca_kit.core.ports import (
     RateWindows,
     ReplyModel,
     Stores,
+    WakeUps,
     WorkflowRuntime,
 )
 from daca_kit.core.ratelimit import LocalRateLimiter, RateLimiter, SharedRateLimiter
@@ -72,6 +75,24 @@ def build_model(settings: Settings) -> ReplyModel:
     return service_model(settings) or OfflineReplyModel(delay=settings.offline_delay)
 
 
+def build_wakeups(settings: Settings) -> WakeUps:
+    """How this process hears of steps saved by the app's other processes: Redis pub/sub when REDIS_URL is
+    set (one channel per app database); else nobody (one process, or waiters re-check every second)."""
+    if settings.redis_url is not None:
+        from daca_kit.adapters.redis_pubsub import RedisWakeUps
+
+        return RedisWakeUps.from_url(
+            settings.redis_url.get_secret_value(), wake_channel(settings.database_url)
+        )
+    return InProcessWakeUps(alone=settings.web_concurrency <= 1)
+
+
+def wake_channel(database_url: str) -> str:
+    """The wake-up channel of the app whose state is in `database_url` (its password left out)."""
+    digest = hashlib.sha256(describe_url(database_url).encode()).hexdigest()[:20]
+    return f"daca:wake:{digest}"
+
+
 def build_runtime(settings: Settings, stores: Stores, activities: TurnActivities) -> WorkflowRuntime:
     if settings.runtime == "dapr":
         from daca_kit.adapters.dapr.workflow import DaprWorkflowRuntime
@@ -88,6 +109,7 @@ def build_runtime(settings: Settings, stores: Stores, activities: TurnActivities
         activities=activities.as_dict(),
         recoverable=completed_turn,
         checkpoint_before=EXPOSING_ACTIVITIES,
+        wakeups=build_wakeups(settings),
     )
 
 

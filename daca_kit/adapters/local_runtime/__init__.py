@@ -24,8 +24,12 @@ timer fires (one in-process timer thread sleeps until the earliest due time). Af
 `start()` re-arms the timers of waiting instances and resumes each once, to catch events raised while
 the process was down.
 
+Several processes on one database (`WEB_CONCURRENCY` workers, replicas): each step that does work runs
+under a lease on its instance, and each saved step is announced to the other processes (see `peers.py`).
+
 Layout: `runtime.py` (LocalRuntime, the facade), `engine.py` (ReplayEngine: replay and new steps),
-`timers.py` (TimerQueue), `tasks.py` (the tasks and contexts a workflow body sees).
+`timers.py` (TimerQueue), `waiters.py` (who waits for which instance here), `peers.py` (leases and
+wake-ups shared with other processes), `tasks.py` (the tasks and contexts a workflow body sees).
 """
 
 from daca_kit.adapters.local_runtime.engine import ReplayEngine

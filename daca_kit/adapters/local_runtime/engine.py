@@ -123,6 +123,7 @@ class ReplayEngine:
 
     def _checkpoint(self, state: InstanceState, ctx: WorkflowContext) -> None:
         """Writes a new instance as it stands, before an activity that lets others act on it."""
+        self.before_checkpoint(state.instance_id)
         state.custom_status = ctx.custom_status
         state.updated_at = self.clock()
         if not self.store.save(state.to_row(), expected_version=None, consumed_events=[]):

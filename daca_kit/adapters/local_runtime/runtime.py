@@ -10,7 +10,6 @@ holds the per-instance locks, saves each step with an optimistic version, and wa
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections.abc import Callable, Collection
@@ -18,11 +17,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
+from daca_kit.adapters.inprocess import InProcessWakeUps
 from daca_kit.adapters.local_runtime.engine import ReplayEngine
+from daca_kit.adapters.local_runtime.peers import Peers
 from daca_kit.adapters.local_runtime.timers import TimerQueue
-from daca_kit.core.clock import utcnow
+from daca_kit.adapters.local_runtime.waiters import Waiters
+from daca_kit.core.clock import new_id, parse_iso, utcnow
 from daca_kit.core.models import Backend, InstanceState
-from daca_kit.core.ports import Activity, Workflow, WorkflowStore
+from daca_kit.core.ports import Activity, WakeUps, Workflow, WorkflowStore
 from daca_kit.errors import WorkflowError
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ class LocalRuntime:
         clock: Callable[[], datetime] = utcnow,
         recoverable: Callable[[InstanceState], bool] | None = None,
         checkpoint_before: Collection[str] = (),
+        wakeups: WakeUps | None = None,
+        owner: str | None = None,
     ) -> None:
         self.store = store
         self.workflows = dict(workflows)
@@ -56,7 +60,9 @@ class LocalRuntime:
             clock=clock,
             checkpoint_before=checkpoint_before,
         )
+        self.engine.before_checkpoint = self._claim_new
         self.timers = TimerQueue(self._fire, clock=clock)
+        self.peers = Peers(store, wakeups or InProcessWakeUps(), owner=owner or new_id())
         # An instance that ends without ever waiting is not written when `recoverable(state)` says its
         # result can be read back elsewhere (a completed chat turn: its `conversation` row).
         self._recoverable = recoverable or (lambda _state: False)
@@ -64,26 +70,34 @@ class LocalRuntime:
         self._memory: dict[str, InstanceState] = {}
         self._memory_lock = threading.Lock()
         self._instance_locks: dict[str, threading.Lock] = {}
-        self._changed = threading.Condition()
-        self._async_waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]] = {}
-        self._listeners: list[Callable[[InstanceState], None]] = []
+        self.waiters = Waiters(get=self.get, in_memory=self.in_memory, clock=clock)
         self._stopped = threading.Event()
+        self._claimed_new: set[str] = set()
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
         self._stopped.clear()
         self.timers.start()
-        active = self.store.active()
-        for row in active:
+        active = self._arm_active()
+        for instance_id in active:
+            self._pool.submit(self._advance_safely, instance_id)
+        if active:
+            log.info("resumed %d waiting workflow instance(s)", len(active))
+        self.peers.wakeups.listen(self._announced)
+
+    def _arm_active(self) -> list[str]:
+        """Arms the timers of every waiting instance (at start, and after missing announcements)."""
+        ids = []
+        for row in self.store.active():
             state = InstanceState.from_row(row)
             if state.timer_fire_at is not None:
                 self.timers.arm(state.timer_fire_at, state.instance_id)
-            self._pool.submit(self._advance_safely, state.instance_id)
-        if active:
-            log.info("resumed %d waiting workflow instance(s)", len(active))
+            ids.append(state.instance_id)
+        return ids
 
     def close(self) -> None:
         self._stopped.set()
+        self.peers.wakeups.close()
         self.timers.close()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
@@ -92,7 +106,7 @@ class LocalRuntime:
 
     def on_change(self, listener: Callable[[InstanceState], None]) -> None:
         """Calls `listener(state)` after every change of an instance (UI push, metrics)."""
-        self._listeners.append(listener)
+        self.waiters.listeners.append(listener)
 
     # -- the runtime's API ----------------------------------------------------------------------
     def schedule(self, name: str, instance_id: str, input: dict[str, Any]) -> InstanceState:
@@ -113,9 +127,17 @@ class LocalRuntime:
                 finally:
                     with self._memory_lock:
                         self._memory.pop(instance_id, None)
+                    if instance_id in self._claimed_new:
+                        self._claimed_new.discard(instance_id)
+                        self.peers.release(instance_id)
         finally:
             self._forget_lock(instance_id, lock)
         return state
+
+    def _claim_new(self, instance_id: str) -> None:
+        """Before a new instance is first written: it stays this process's until its first step is saved."""
+        if self.peers.claim(instance_id):
+            self._claimed_new.add(instance_id)
 
     def get(self, instance_id: str) -> InstanceState | None:
         with self._memory_lock:
@@ -132,49 +154,16 @@ class LocalRuntime:
 
     def wait(self, instance_id: str, timeout: float) -> InstanceState | None:
         """Blocks until the instance ends or `timeout` seconds pass; returns its latest state."""
-        deadline = self.clock() + timedelta(seconds=timeout)
-        with self._changed:
-            while True:
-                state = self.get(instance_id)
-                if state is None or state.is_terminal:
-                    return state
-                left = (deadline - self.clock()).total_seconds()
-                if left <= 0:
-                    return state
-                self._changed.wait(left)
+        return self.waiters.wait(instance_id, timeout, self.peers.recheck)
 
     async def wait_async(self, instance_id: str, timeout: float) -> InstanceState | None:
         """Like `wait`, without holding a thread: the event loop sleeps until the instance changes."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            future: asyncio.Future[None] = loop.create_future()
-            self._async_waiters.setdefault(instance_id, []).append((loop, future))
-            try:
-                state = (
-                    await asyncio.to_thread(self.get, instance_id)
-                    if self._needs_db(instance_id)
-                    else self.get(instance_id)
-                )
-                if state is None or state.is_terminal:
-                    return state
-                left = deadline - loop.time()
-                if left <= 0:
-                    return state
-                try:
-                    await asyncio.wait_for(future, left)
-                except TimeoutError:
-                    return await asyncio.to_thread(self.get, instance_id)
-            finally:
-                waiters = self._async_waiters.get(instance_id, [])
-                if (loop, future) in waiters:
-                    waiters.remove((loop, future))
-                if not waiters:
-                    self._async_waiters.pop(instance_id, None)
+        return await self.waiters.wait_async(instance_id, timeout, self.peers.recheck)
 
-    def _needs_db(self, instance_id: str) -> bool:
+    def in_memory(self, instance_id: str) -> bool:
+        """Whether the instance is in its first step here (read from memory, not the database)."""
         with self._memory_lock:
-            return instance_id not in self._memory
+            return instance_id in self._memory
 
     # -- execution -------------------------------------------------------------------------------
     def _lock_for(self, instance_id: str) -> threading.Lock:
@@ -206,14 +195,37 @@ class LocalRuntime:
     def _advance_locked(self, instance_id: str) -> InstanceState | None:
         """Resumes the stored instance with its inbox; returns its latest state (None: not stored)."""
         state: InstanceState | None = None
-        for _attempt in range(5):
-            row = self.store.get(instance_id)
-            if row is None:
-                return state
-            state = InstanceState.from_row(row)
-            if state.is_terminal or self._step(state, events=self.store.events(instance_id)):
-                return state
-        return state
+        claimed = instance_id in self._claimed_new
+        try:
+            for _attempt in range(5):
+                row = self.store.get(instance_id)
+                if row is None:
+                    return state
+                state = InstanceState.from_row(row)
+                if state.is_terminal:
+                    return state
+                events = self.store.events(instance_id)
+                if not claimed and (events or self._may_work(state)):
+                    if not self.peers.claim(instance_id):  # another process runs this step
+                        self._retry_later(instance_id)
+                        return state
+                    claimed = True
+                    continue  # read again: the holder before us may have moved it on
+                if self._step(state, events=events):
+                    return state
+            return state
+        finally:
+            if claimed and instance_id not in self._claimed_new:
+                self.peers.release(instance_id)
+
+    def _may_work(self, state: InstanceState) -> bool:
+        """Whether resuming the instance without new events does more than replay: it waits on no timer
+        (it was stored before it reached a wait) or its timer is due."""
+        return state.timer_fire_at is None or state.timer_fire_at <= self.clock()
+
+    def _retry_later(self, instance_id: str) -> None:
+        delay = self.peers.retry_delay(instance_id)
+        self.timers.arm(self.clock() + timedelta(seconds=delay), instance_id)
 
     def _step(self, state: InstanceState, *, events: list[dict[str, Any]]) -> bool:
         """Runs the instance as far as it can go and saves it. False if another writer won the race."""
@@ -225,10 +237,10 @@ class LocalRuntime:
         )  # after a checkpoint (see `ReplayEngine._checkpoint`) the instance is stored
         state.updated_at = self.clock()
         if outcome == "waiting" and expected_version is not None and not consumed and not grew:
-            self._publish(state)
+            self.waiters.publish(state)
             return True  # nothing new happened (e.g. a timer armed before restart fired early)
         if outcome == "done" and expected_version is None and self._recoverable(state):
-            self._publish(state)
+            self.waiters.publish(state)
             return True  # finished without ever waiting, and its result is stored elsewhere
         saved = self.store.save(state.to_row(), expected_version=expected_version, consumed_events=consumed)
         if not saved:
@@ -237,7 +249,8 @@ class LocalRuntime:
         state.version = (expected_version or 0) + 1
         if outcome == "waiting" and state.timer_fire_at is not None:
             self.timers.arm(state.timer_fire_at, state.instance_id)
-        self._publish(state)
+        self.peers.announce(state)
+        self.waiters.publish(state)
         return True
 
     def _fire(self, instance_id: str) -> None:
@@ -245,19 +258,25 @@ class LocalRuntime:
         if not self._stopped.is_set():
             self._pool.submit(self._advance_safely, instance_id)
 
+    # -- what other processes announce (on the wake-up thread) ---------------------------------------
+    def _announced(self, instance_id: str | None, timer: str | None) -> None:
+        if self._stopped.is_set():
+            return
+        if instance_id is None:  # (re)connected: what changed meanwhile is unknown
+            self._pool.submit(self._resync)
+            return
+        if timer is not None:
+            self.timers.arm(parse_iso(timer), instance_id)
+        self._pool.submit(self._observe, instance_id)
+
+    def _observe(self, instance_id: str) -> None:
+        """Another process saved a step of the instance: wake whoever waits for it here."""
+        state = self.get(instance_id)
+        if state is not None:
+            self.waiters.publish(state)
+
+    def _resync(self) -> None:
+        self._arm_active()
+        self.waiters.wake_all()
+
     # -- notifications -------------------------------------------------------------------------
-    def _publish(self, state: InstanceState) -> None:
-        with self._changed:
-            self._changed.notify_all()
-        for loop, future in list(self._async_waiters.get(state.instance_id, ())):
-            loop.call_soon_threadsafe(_resolve_future, future)
-        for listener in self._listeners:
-            try:
-                listener(state)
-            except Exception:  # noqa: BLE001 - a listener must not break the runtime
-                log.exception("workflow listener failed")
-
-
-def _resolve_future(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)

@@ -1,0 +1,139 @@
+"""Wake-ups between the processes of one app on Redis pub/sub (`REDIS_URL`; Upstash over `rediss://` too).
+
+    wakeups = RedisWakeUps.from_url(url, channel="daca:wake:1f2e...")   # one channel per app database
+    wakeups.listen(on_change); wakeups.announce(instance_id, timer_iso)
+
+One PUBLISH per saved workflow step (a review turn makes two: waiting, then ended); Redis pushes it to
+every subscribed process over a connection each keeps open, so a waiter elsewhere learns of a decision
+within a round trip, and a pending review costs nothing while it waits. Nothing is stored: a process that
+was disconnected re-reads what it may have missed when it reconnects (the listener gets (None, None)).
+Each message names its sender, which ignores its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+import redis
+from redis.exceptions import RedisError
+
+from daca_kit.adapters.redis import describe_redis_url
+from daca_kit.core.clock import new_id
+from daca_kit.core.models import Backend
+from daca_kit.core.ports import WakeUp
+
+log = logging.getLogger(__name__)
+
+
+class RedisWakeUps:
+    """`WakeUps` on one Redis pub/sub channel; a thread listens and reconnects with backoff."""
+
+    name = "redis"
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        channel: str,
+        *,
+        label: str = "redis://localhost:6379",
+        backoff_max: float = 5.0,
+    ) -> None:
+        self.client = client
+        self.channel = channel
+        self.sender = new_id()
+        self.backoff_max = backoff_max
+        self.backend = Backend("redis", label, "Redis pub/sub")
+        self.announced = 0
+        self.received = 0
+        self._healthy = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._callback: WakeUp | None = None
+
+    @classmethod
+    def from_url(cls, url: str, channel: str, *, timeout: float = 2.0) -> RedisWakeUps:
+        client = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            health_check_interval=10,  # the listening connection PINGs, so a dropped route is noticed
+            decode_responses=True,
+            max_connections=8,
+        )
+        return cls(client, channel, label=describe_redis_url(url))
+
+    @property
+    def healthy(self) -> bool:
+        return self._healthy
+
+    def listen(self, callback: WakeUp) -> None:
+        self._callback = callback
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="wakeups", daemon=True)
+        self._thread.start()
+
+    def announce(self, instance_id: str, timer: str | None) -> None:
+        message = json.dumps({"s": self.sender, "i": instance_id, "t": timer})
+        try:
+            self.client.publish(self.channel, message)
+            self.announced += 1
+        except RedisError as exc:  # a hint lost: others re-check on their own while we are unhealthy
+            log.debug("wake-up for %s not announced: %s", instance_id, exc)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=3)
+        self.client.close()
+
+    # -- the listening thread -----------------------------------------------------------------------
+    def _loop(self) -> None:
+        delay = 0.2
+        while not self._stop.is_set():
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(self.channel)
+                pubsub.get_message(timeout=2.0)  # the subscription's confirmation: now we hear everything
+                self._healthy, delay = True, 0.2
+                log.info("listening for wake-ups on Redis channel %s", self.channel)
+                self._deliver(None, None)  # re-read whatever was announced while we were not listening
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        self._handle(message)
+            except (RedisError, OSError) as exc:
+                if self._healthy:
+                    log.warning(
+                        "wake-ups from other processes paused (Redis: %s); waiters re-check slowly", exc
+                    )
+                self._healthy = False
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.backoff_max)
+            finally:
+                try:
+                    pubsub.close()
+                except (RedisError, OSError):
+                    pass
+        self._healthy = False
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        try:
+            body = json.loads(message["data"])
+        except (TypeError, ValueError):
+            return
+        if not isinstance(body, dict) or body.get("s") == self.sender or not isinstance(body.get("i"), str):
+            return
+        self.received += 1
+        timer = body.get("t")
+        self._deliver(body["i"], timer if isinstance(timer, str) else None)
+
+    def _deliver(self, instance_id: str | None, timer: str | None) -> None:
+        if self._callback is None:
+            return
+        try:
+            self._callback(instance_id, timer)
+        except Exception:  # noqa: BLE001 - a listener must not end the listening thread
+            log.exception("wake-up listener failed")
