@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 from daca_kit.core.ports import EventBus, OutboxStore
 from daca_kit.errors import BackendError, BusError
@@ -97,19 +98,22 @@ class OutboxRelay:
             # A full batch: go again at once.
 
     def relay_once(self) -> int:
-        """Publishes one batch; returns how many were published. Raises BackendError on failure."""
-        rows = self.outbox.batch(self.batch)
-        done: list[int] = []
+        """Publishes one batch; returns how many were published. Raises BackendError on failure.
+
+        The outbox hands each event to one process (several may relay one database), and deletes it once
+        the bus confirmed it."""
+        sent: list[str] = []
+
+        def publish(row: dict[str, Any]) -> None:
+            self.bus.publish(row["topic"], row["payload"])
+            sent.append(row["event_id"])
+
         try:
-            for row in rows:
-                self.bus.publish(row["topic"], row["payload"])
-                done.append(row["id"])
+            count = self.outbox.publish_batch(self.batch, publish)
         except BusError as exc:
-            self.outbox.done(done)
-            self.published += len(done)
-            raise BusError(f"{len(rows) - len(done)} event(s) wait in the outbox: {exc}") from exc
-        self.outbox.done(done)
-        self.published += len(done)
-        if done:
+            self.published += len(sent)
+            raise BusError(f"Events wait in the outbox: {exc}") from exc
+        self.published += count
+        if count:
             self.last_error = None
-        return len(done)
+        return count

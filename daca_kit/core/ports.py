@@ -213,6 +213,12 @@ class OutboxStore(Protocol):
 
     def done(self, ids: list[int]) -> None: ...
 
+    def publish_batch(self, limit: int, publish: Callable[[dict[str, Any]], None]) -> int:
+        """Calls `publish(row)` for up to `limit` events, oldest first, that no other process is publishing,
+        and deletes those published; stops at the first that raises and raises it once the rest is saved.
+        Returns how many were published. With several processes each event is handed to one of them."""
+        ...
+
     def size(self) -> int: ...
 
     def on_commit(self, callback: Callable[[], None]) -> None:

@@ -3,15 +3,21 @@ one resumes the turn once, and whoever waits for it on the other learns of it at
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
+from daca_kit.adapters.sql import open_stores
+from daca_kit.core.ports import Stores
 from tests.support.appproc import AppProcess, eventually
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
@@ -85,3 +91,34 @@ def test_a_decision_on_one_process_answers_a_wait_on_the_other_within_a_second(
         assert len(stored) == 4  # each approved turn stored once
     counts = redis.Redis.from_url(redis_url)
     assert eventually(lambda: counts.get("message_count:carol") == b"4", timeout=10)
+
+
+def test_two_relays_on_one_outbox_publish_each_event_once(pg_url: str) -> None:
+    """Two relays (two engines, as two processes have) drain one outbox: every event published once."""
+    first, second = open_stores(pg_url), open_stores(pg_url)
+    first.database.create_all()
+    try:
+        with first.database.engine.begin() as conn:  # type: ignore[attr-defined]
+            first.outbox.add(conn, [("messages", f"ev-{n}", {"id": f"ev-{n}"}) for n in range(400)])  # type: ignore[attr-defined]
+        published: list[str] = []
+        lock = threading.Lock()
+
+        def publish(row: dict[str, Any]) -> None:
+            time.sleep(0.001)  # a broker's confirm: long enough for the relays to interleave
+            with lock:
+                published.append(row["event_id"])
+
+        def drain(stores: Stores) -> int:
+            total = 0
+            while sent := stores.outbox.publish_batch(25, publish):
+                total += sent
+            return total
+
+        with ThreadPoolExecutor(2) as pool:
+            counts = list(pool.map(drain, (first, second)))
+        assert sorted(published) == sorted(f"ev-{n}" for n in range(400))  # each once
+        assert all(counts), counts  # both relays took part
+        assert first.outbox.size() == 0
+    finally:
+        first.database.close()
+        second.database.close()
