@@ -93,7 +93,9 @@ def wake_channel(database_url: str) -> str:
     return f"daca:wake:{digest}"
 
 
-def build_runtime(settings: Settings, stores: Stores, activities: TurnActivities) -> WorkflowRuntime:
+def build_runtime(
+    settings: Settings, stores: Stores, activities: TurnActivities, wakeups: WakeUps | None = None
+) -> WorkflowRuntime:
     if settings.runtime == "dapr":
         from daca_kit.adapters.dapr.workflow import DaprWorkflowRuntime
 
@@ -109,7 +111,7 @@ def build_runtime(settings: Settings, stores: Stores, activities: TurnActivities
         activities=activities.as_dict(),
         recoverable=completed_turn,
         checkpoint_before=EXPOSING_ACTIVITIES,
-        wakeups=build_wakeups(settings),
+        wakeups=wakeups or build_wakeups(settings),
     )
 
 
@@ -161,13 +163,15 @@ def bootstrap(
     activities = TurnActivities(
         conversations=stores.conversations, reviews=stores.reviews, counters=counters, model=model
     )
+    wakeups = build_wakeups(settings) if runtime is None and settings.runtime == "local" else None
     return Kit(
         settings=settings,
         stores=stores,
         counters=counters,
         bus=bus,
         model=model,
-        runtime=runtime or build_runtime(settings, stores, activities),
+        runtime=runtime or build_runtime(settings, stores, activities, wakeups),
+        wakeups=wakeups,
         limiter=limiter,
         admission=admission,
         activities=activities,

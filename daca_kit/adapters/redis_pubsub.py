@@ -3,7 +3,8 @@
     wakeups = RedisWakeUps.from_url(url, channel="daca:wake:1f2e...")   # one channel per app database
     wakeups.listen(on_change); wakeups.announce(instance_id, timer_iso)
 
-One PUBLISH per saved workflow step (a review turn makes two: waiting, then ended); Redis pushes it to
+One PUBLISH per saved workflow step (a review turn makes two: waiting, then ended; a turn that needs no
+review makes none, as nothing is saved); Redis pushes it to
 every subscribed process over a connection each keeps open, so a waiter elsewhere learns of a decision
 within a round trip, and a pending review costs nothing while it waits. Nothing is stored: a process that
 was disconnected re-reads what it may have missed when it reconnects (the listener gets (None, None)).
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 from typing import Any
 
@@ -55,15 +57,29 @@ class RedisWakeUps:
 
     @classmethod
     def from_url(cls, url: str, channel: str, *, timeout: float = 2.0) -> RedisWakeUps:
+        # A dropped route is noticed by TCP keepalive probes (no Redis command: free tiers meter commands)
+        # within about 90 s, and by a PING on the listening connection every 5 minutes.
+        keepalive = {
+            option: value
+            for name, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3))
+            if (option := getattr(socket, name, None)) is not None
+        }
         client = redis.Redis.from_url(
             url,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
-            health_check_interval=10,  # the listening connection PINGs, so a dropped route is noticed
+            socket_keepalive=True,
+            socket_keepalive_options=keepalive,
+            health_check_interval=300,
             decode_responses=True,
             max_connections=8,
         )
         return cls(client, channel, label=describe_redis_url(url))
+
+    @property
+    def calls(self) -> int:
+        """Redis commands so far: one PUBLISH per announcement (the subscription's own are not counted)."""
+        return self.announced
 
     @property
     def healthy(self) -> bool:

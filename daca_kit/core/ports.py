@@ -264,7 +264,7 @@ WakeUp = Callable[
 ]  # (instance id, its timer as ISO time); (None, None): resync
 
 
-class WakeUps(Protocol):
+class WakeUps(Metered, Protocol):
     """Tells the other processes of one app that a workflow instance changed, so that whoever waits for it
     there (a REST wait, the Chat tab) learns at once and its timer is armed there too.
 
@@ -277,8 +277,6 @@ class WakeUps(Protocol):
     `announce` never raises and never blocks for long. Channels are named per app database, so two apps on
     one Redis never wake each other.
     """
-
-    backend: Backend
 
     @property
     def healthy(self) -> bool: ...

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +21,35 @@ from tests.support.appproc import AppProcess, eventually
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def two_apps(tmp_path: Path, pg_url: str, redis_url: str, amqp_url: str) -> Iterator[list[AppProcess]]:
-    shared = {"DATABASE_URL": pg_url, "REDIS_URL": redis_url, "AMQP_URL": amqp_url}
-    first = AppProcess(tmp_path / "a", env=shared)
-    # The same reviewer password and admin token in both, as two workers of one app have.
+@contextmanager
+def app_pair(tmp_path: Path, env: dict[str, str]) -> Iterator[list[AppProcess]]:
+    """Two app processes on the same services, with the reviewer password and admin token two workers share."""
+    first = AppProcess(tmp_path / "a", env=env)
     second = AppProcess(
         tmp_path / "b",
-        env={
-            **shared,
-            "DACA_REVIEWER_PASSWORD": first.reviewer_password,
-            "DACA_ADMIN_TOKEN": first.admin_token,
-        },
+        env={**env, "DACA_REVIEWER_PASSWORD": first.reviewer_password, "DACA_ADMIN_TOKEN": first.admin_token},
     )
     with first, second:
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(lambda app: app.start(), (first, second)))
         yield [first, second]
+
+
+@pytest.fixture
+def services(pg_url: str, redis_url: str, amqp_url: str) -> dict[str, str]:
+    return {"DATABASE_URL": pg_url, "REDIS_URL": redis_url, "AMQP_URL": amqp_url}
+
+
+@pytest.fixture
+def two_apps(tmp_path: Path, services: dict[str, str]) -> Iterator[list[AppProcess]]:
+    with app_pair(tmp_path, services) as apps:
+        yield apps
+
+
+def _published(app: AppProcess) -> int:
+    with app.client() as client:
+        usage = client.get("/usage", headers=app.admin_headers).json()
+    return next(int(s["calls"]) for s in usage["services"] if s["service"] == "events")
 
 
 def _pending(app: AppProcess, user: str, text: str) -> str:
@@ -91,6 +104,8 @@ def test_a_decision_on_one_process_answers_a_wait_on_the_other_within_a_second(
         assert len(stored) == 4  # each approved turn stored once
     counts = redis.Redis.from_url(redis_url)
     assert eventually(lambda: counts.get("message_count:carol") == b"4", timeout=10)
+    # RabbitMQ got each event once: 4 HumanReviewRequired and 4 MessageSent, from whichever process
+    assert eventually(lambda: _published(a) + _published(b) == 8, timeout=10)
 
 
 def test_two_relays_on_one_outbox_publish_each_event_once(pg_url: str) -> None:
@@ -122,3 +137,43 @@ def test_two_relays_on_one_outbox_publish_each_event_once(pg_url: str) -> None:
     finally:
         first.database.close()
         second.database.close()
+
+
+@pytest.mark.slow  # two app starts and a review timeout
+def test_a_review_timer_armed_in_both_processes_fires_once(tmp_path: Path, services: dict[str, str]) -> None:
+    with app_pair(tmp_path, {**services, "DACA_REVIEW_TIMEOUT": "2s"}) as (a, b), b.client() as cb:
+        ids = [_pending(app, "dave", f"urgent: late case {n}") for n, app in enumerate((a, b, a, b))]
+        for instance_id in ids:
+            turn = cb.get(f"/chat/{instance_id}?wait=15").json()
+            assert turn["status"] == "timed_out", turn
+        decided = cb.get("/reviews?status=decided", auth=b.reviewer_auth).json()
+        assert {r["instance_id"]: r["status"] for r in decided} == dict.fromkeys(ids, "timed_out")
+        fired = [line for app in (a, b) for line in app.output().splitlines() if "came due; resuming" in line]
+        assert sorted(i for i in ids for line in fired if i in line) == sorted(ids)  # each fired once, in one
+        assert _published(a) + _published(b) == 4  # one HumanReviewRequired each, and no MessageSent
+
+
+@pytest.mark.slow  # two app starts
+def test_a_worker_killed_with_reviews_pending_loses_nothing_and_the_other_carries_on(
+    tmp_path: Path, services: dict[str, str], redis_url: str
+) -> None:
+    with app_pair(tmp_path, services) as (a, b), b.client() as cb:
+        with a.client() as ca:
+            for n in range(5):
+                assert ca.post("/chat/", json={"user_id": "erin", "text": f"hello {n}"}).status_code == 200
+        ids = [_pending(app, "erin", f"urgent: case {n}") for n, app in enumerate((a, b) * 3)]
+        a.kill()  # SIGKILL: no shutdown hooks, as in a crash
+
+        pending = cb.get("/reviews", auth=b.reviewer_auth).json()
+        assert sorted(r["instance_id"] for r in pending) == sorted(ids)
+        for instance_id in ids:
+            decided = cb.post(f"/reviews/{instance_id}", json={"approved": True}, auth=b.reviewer_auth)
+            assert decided.status_code == 200, decided.text
+            assert cb.get(f"/chat/{instance_id}?wait=10").json()["status"] == "completed"
+        for n in range(5):
+            assert cb.post("/chat/", json={"user_id": "erin", "text": f"again {n}"}).status_code == 200
+        stored = cb.get("/conversations/erin?limit=100", headers=b.admin_headers).json()
+        assert len(stored) == 16  # 5 on A, 6 reviewed, 5 on B: each once
+    counts = redis.Redis.from_url(redis_url)
+    # A's unpublished events wait until B's relay next looks (at its next commit, or its sweep)
+    assert eventually(lambda: counts.get("message_count:erin") == b"16", timeout=45)

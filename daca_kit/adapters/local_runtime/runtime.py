@@ -210,6 +210,8 @@ class LocalRuntime:
                         self._retry_later(instance_id)
                         return state
                     claimed = True
+                    if not events and state.timer_fire_at is not None:
+                        log.info("timer of workflow %s came due; resuming it in this process", instance_id)
                     continue  # read again: the holder before us may have moved it on
                 if self._step(state, events=events):
                     return state
