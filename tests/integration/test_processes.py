@@ -174,6 +174,7 @@ def test_a_worker_killed_with_reviews_pending_loses_nothing_and_the_other_carrie
             assert cb.post("/chat/", json={"user_id": "erin", "text": f"again {n}"}).status_code == 200
         stored = cb.get("/conversations/erin?limit=100", headers=b.admin_headers).json()
         assert len(stored) == 16  # 5 on A, 6 reviewed, 5 on B: each once
-    counts = redis.Redis.from_url(redis_url)
-    # A's unpublished events wait until B's relay next looks (at its next commit, or its sweep)
-    assert eventually(lambda: counts.get("message_count:erin") == b"16", timeout=45)
+        # counted once each, while B runs: events A committed and did not publish wait for B's relay (its
+        # next commit, or its sweep)
+        counts = redis.Redis.from_url(redis_url)
+        assert eventually(lambda: counts.get("message_count:erin") == b"16", timeout=45)
