@@ -58,10 +58,10 @@ class RedisWakeUps:
     @classmethod
     def from_url(cls, url: str, channel: str, *, timeout: float = 2.0) -> RedisWakeUps:
         # A dropped route is noticed by TCP keepalive probes (no Redis command: free tiers meter commands)
-        # within about 90 s, and by a PING on the listening connection every 5 minutes.
+        # within about 30 s, and by a PING on the listening connection every 5 minutes.
         keepalive = {
             option: value
-            for name, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3))
+            for name, value in (("TCP_KEEPIDLE", 15), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3))
             if (option := getattr(socket, name, None)) is not None
         }
         client = redis.Redis.from_url(

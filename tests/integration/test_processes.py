@@ -17,6 +17,7 @@ import redis
 from daca_kit.adapters.sql import open_stores
 from daca_kit.core.ports import Stores
 from tests.support.appproc import AppProcess, eventually
+from tests.support.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
@@ -178,3 +179,40 @@ def test_a_worker_killed_with_reviews_pending_loses_nothing_and_the_other_carrie
         # next commit, or its sweep)
         counts = redis.Redis.from_url(redis_url)
         assert eventually(lambda: counts.get("message_count:erin") == b"16", timeout=45)
+
+
+@pytest.mark.slow  # two app starts
+def test_with_redis_cut_off_a_wait_on_one_process_still_ends_soon_after_a_decision_on_the_other(
+    tmp_path: Path, services: dict[str, str], redis_url: str
+) -> None:
+    """A's Redis (counters and wake-ups) is down: A's waiters re-read the database every second instead."""
+    with TcpProxy("127.0.0.1", 6379) as proxy:
+        first = AppProcess(tmp_path / "a", env={**services, "REDIS_URL": proxy.wrap_url(redis_url)})
+        second = AppProcess(
+            tmp_path / "b",
+            env={
+                **services,
+                "DACA_REVIEWER_PASSWORD": first.reviewer_password,
+                "DACA_ADMIN_TOKEN": first.admin_token,
+            },
+        )
+        with first as a, second as b, a.client(timeout=30) as ca, ThreadPoolExecutor(1) as pool:
+            a.start()
+            b.start()
+            proxy.cut("refuse")
+            time.sleep(1.0)  # A's listener notices at once: its connection was reset
+            deciding = pool.submit(_decide_when_pending, b, "urgent: while Redis is down")
+            answer = ca.post("/chat/?wait=20", json={"user_id": "fay", "text": "urgent: while Redis is down"})
+            took = time.monotonic() - deciding.result(timeout=5)
+            assert answer.status_code == 200 and answer.json()["metadata"]["status"] == "completed", (
+                answer.text
+            )
+            assert took < 4.0, f"A answered {took:.1f} s after B's decision with Redis down"
+
+            proxy.restore()
+            time.sleep(7.0)  # A's listener reconnects (backoff up to 5 s)
+            deciding = pool.submit(_decide_when_pending, b, "urgent: Redis is back")
+            answer = ca.post("/chat/?wait=20", json={"user_id": "fay", "text": "urgent: Redis is back"})
+            took = time.monotonic() - deciding.result(timeout=5)
+            assert answer.json()["metadata"]["status"] == "completed"
+            assert took < 1.0, f"A answered {took:.1f} s after B's decision once Redis was back"
