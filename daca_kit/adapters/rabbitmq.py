@@ -9,6 +9,16 @@ Each topic is a durable fanout exchange named after the topic; each consumer has
 persistent, publishes are confirmed, acks are manual, and prefetch is bounded so a slow consumer never
 holds more than `prefetch` unacked messages (CloudAMQP's free plan allows 1,000). Consumers reconnect
 with backoff after the broker restarts or the network drops.
+
+Publishes are `mandatory`: a fanout exchange with no queue bound confirms a message and drops it, which
+happens when a consumer's queue does not exist yet or was deleted (CloudAMQP removes queues unused for
+weeks on shared plans). The broker returns such a message instead, and pika raises `UnroutableError`
+after the confirm (publisher confirms are required for that; pika's docs,
+docs/examples/blocking_publish_mandatory.rst). For a topic this bus subscribes to, that is a failed
+publish (a `BusError`: the outbox keeps the event), and the next publish declares the topic's queues and
+bindings again before it retries, so the system heals without waiting for the consumer to reconnect.
+A topic nobody subscribes to through this bus (`human-review`) has no queue to declare: its returned
+events are dropped, as on any pub/sub topic without subscribers.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -51,6 +62,17 @@ def describe_amqp_url(url: str) -> str:
     host, port, _vhost = amqp_address(url)
     parts = urlsplit(url)
     return f"{parts.scheme}://{host}:{port}{parts.path or '/'}"
+
+
+def declare_topic(channel: Any, topic: str, queues: Iterable[str] = ()) -> None:
+    """Declares the topic's durable fanout exchange, and each queue (durable, classic) bound to it.
+
+    Publisher and consumers declare the same way, so either may (re)create what the other expects.
+    """
+    channel.exchange_declare(exchange=topic, exchange_type="fanout", durable=True)
+    for queue in queues:
+        channel.queue_declare(queue=queue, durable=True, arguments={"x-queue-type": "classic"})
+        channel.queue_bind(queue=queue, exchange=topic)
 
 
 def explain_amqp_error(exc: BaseException, url: str, *, connecting: bool = False) -> BusError:
@@ -118,6 +140,8 @@ class PikaEventBus:
         self._pub_conn: pika.BlockingConnection | None = None
         self._pub_channel: Any = None
         self._declared: set[str] = set()
+        self._queues: dict[str, set[str]] = {}  # topic -> the queues of this bus's subscriptions
+        self._unsubscribed_noted: set[str] = set()
         self._consumers: list[_Consumer] = []
         self._closed = threading.Event()
 
@@ -182,12 +206,19 @@ class PikaEventBus:
                 try:
                     channel = self._publisher()
                     if topic not in self._declared:
-                        channel.exchange_declare(exchange=topic, exchange_type="fanout", durable=True)
+                        declare_topic(channel, topic, sorted(self._queues.get(topic, ())))
                         self._declared.add(topic)
-                    channel.basic_publish(exchange=topic, routing_key="", body=body, properties=props)
+                    channel.basic_publish(
+                        exchange=topic, routing_key="", body=body, properties=props, mandatory=True
+                    )
                     self.published += 1
                     if self._pub_conn is not None:
                         self._pub_conn.process_data_events(0)
+                    return
+                except pika.exceptions.UnroutableError as exc:
+                    # The broker took it (one message on the plan's quota), then returned it.
+                    self.published += 1
+                    self._unroutable(topic, exc)
                     return
                 except pika.exceptions.NackError as exc:
                     raise BusError(
@@ -201,9 +232,27 @@ class PikaEventBus:
                     if attempt == 2:
                         raise explain_amqp_error(exc, self.url) from exc
 
+    def _unroutable(self, topic: str, exc: pika.exceptions.UnroutableError) -> None:
+        """A message the broker returned: no queue is bound to the topic's exchange."""
+        queues = sorted(self._queues.get(topic, ()))
+        if not queues:
+            if topic not in self._unsubscribed_noted:
+                self._unsubscribed_noted.add(topic)
+                log.info("no queue is bound to exchange '%s': nobody subscribes to its events", topic)
+            return
+        self._declared.discard(topic)  # the next attempt declares the queues and bindings again
+        raise BusError(
+            f"RabbitMQ routed the {topic} event to no queue (queue {', '.join(queues)} was deleted or not "
+            "declared yet); it stays in the outbox and the next attempt declares the queue again"
+        ) from exc
+
     # -- consuming -----------------------------------------------------------------------------
     def subscribe(self, topic: str, handler: Handler, *, consumer: str) -> None:
-        worker = _Consumer(self, topic, handler, f"{consumer}-{topic}")
+        queue = f"{consumer}-{topic}"
+        with self._pub_lock:
+            self._queues.setdefault(topic, set()).add(queue)
+            self._declared.discard(topic)  # the next publish declares the new queue too
+        worker = _Consumer(self, topic, handler, queue)
         self._consumers.append(worker)
         worker.start()
 
@@ -265,9 +314,7 @@ class _Consumer(threading.Thread):
                 self._conn = pika.BlockingConnection(self.bus._params())
                 channel = self._conn.channel()
                 self._channel = channel
-                channel.exchange_declare(exchange=self.topic, exchange_type="fanout", durable=True)
-                channel.queue_declare(queue=self.queue, durable=True, arguments={"x-queue-type": "classic"})
-                channel.queue_bind(queue=self.queue, exchange=self.topic)
+                declare_topic(channel, self.topic, [self.queue])
                 channel.basic_qos(prefetch_count=self.bus.prefetch)
                 channel.basic_consume(queue=self.queue, on_message_callback=self._on_message, auto_ack=False)
                 self.ready.set()

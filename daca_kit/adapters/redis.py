@@ -5,6 +5,10 @@
 Keys: `message_count:{user_id}` (the tutorial's), `message_counted:{event_id}` (idempotency marks, kept
 for a week), `rate:{user_id}:{window}` (rate limit). One command per call: the idempotent increment
 is a Lua script, so a turn costs one read and one increment.
+
+The usage meter counts commands where they leave the client, not per call: each command a connection
+sends, whatever sent it (a call, the script reload after NOSCRIPT, a retry on a new connection, the
+connection's handshake, redis-py's health-check PING), which is what the server runs and Upstash bills.
 """
 
 from __future__ import annotations
@@ -140,6 +144,39 @@ def explain_redis_error(
 SCRIPTS = {"increment_once": INCREMENT_ONCE, "rate_limit": RATE_LIMIT, "admit": ADMIT}
 
 
+class CommandMeter:
+    """Commands (or REST requests) sent to a service, counted by its transport; thread-safe."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def add(self, n: int = 1) -> None:
+        with self._lock:
+            self.count += n
+
+
+class _MeteredConnection:
+    """Mixed into a redis-py connection class: counts each command the connection has sent."""
+
+    meter: CommandMeter
+
+    def send_command(self, *args: Any, **kwargs: Any) -> None:
+        super().send_command(*args, **kwargs)  # type: ignore[misc]
+        self.meter.add()
+
+
+def meter_connections(pool: redis.ConnectionPool, meter: CommandMeter) -> None:
+    """Makes every connection `pool` opens from now on count its commands on `meter`.
+
+    redis-py sends every command through `Connection.send_command`: the client's calls, a script's
+    SCRIPT LOAD after NOSCRIPT, retries, the handshake (HELLO, AUTH, SELECT) and health-check PINGs
+    (the kit sends no pipelines, whose commands go out packed together).
+    """
+    base = pool.connection_class
+    pool.connection_class = type(f"Metered{base.__name__}", (_MeteredConnection, base), {"meter": meter})
+
+
 class KeyValueCounters:
     """The counters' logic on Redis commands, shared by the TCP (redis-py) and REST (Upstash) adapters.
 
@@ -151,15 +188,19 @@ class KeyValueCounters:
 
     def __init__(self, *, backend: Backend) -> None:
         self.backend = backend
-        self.commands = 0
+        self.meter = CommandMeter()  # fed by the subclass's transport
         self.cooldown = 3.0
-        self._lock = threading.Lock()
         self._failing_since: float | None = None
         self._last_error = CountersError("")
 
     @property
+    def commands(self) -> int:
+        """Commands sent so far, as the server counts them (what `/usage` and the benchmark read)."""
+        return self.meter.count
+
+    @property
     def calls(self) -> int:
-        return self.commands
+        return self.meter.count
 
     # -- transport, per subclass --------------------------------------------------------------
     def _eval(self, script: str, keys: list[str], args: list[Any]) -> Any:
@@ -188,8 +229,6 @@ class KeyValueCounters:
         # a Redis that stopped answering must not add seconds to every chat turn.
         if self._failing_since is not None and time.monotonic() - self._failing_since < self.cooldown:
             raise CountersError(f"Could not {what}: {self._last_error}", problem=self._last_error.problem)
-        with self._lock:
-            self.commands += 1
         try:
             result = fn(*args)
         except Exception as exc:
@@ -263,13 +302,15 @@ class KeyValueCounters:
 
 
 class RedisCounters(KeyValueCounters):
-    """`Counters` on Redis over TCP. Every method is one Redis command (plus SCAN pages for `reset`/`all`)."""
+    """`Counters` on Redis over TCP. Every method is one Redis command (plus SCAN pages for `reset`/`all`);
+    the meter counts the commands the client's connections send (`meter_connections`)."""
 
     name = "redis"
 
     def __init__(self, client: redis.Redis, *, label: str = "redis://localhost:6379") -> None:
         super().__init__(backend=redis_backend(label))
         self.client = client
+        meter_connections(client.connection_pool, self.meter)
         self._scripts = {name: client.register_script(text) for name, text in SCRIPTS.items()}
         pool = client.connection_pool
         options = pool.connection_kwargs
@@ -284,6 +325,7 @@ class RedisCounters(KeyValueCounters):
     def from_url(cls, url: str, *, timeout: float = 2.0) -> RedisCounters:
         from redis.backoff import NoBackoff
         from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.maint_notifications import MaintNotificationsConfig
         from redis.retry import Retry
 
         client = redis.Redis.from_url(
@@ -293,7 +335,14 @@ class RedisCounters(KeyValueCounters):
             # One quick retry of a dropped idle connection, not redis-py's default backoff series; a
             # timeout is not retried, so a Redis that stopped answering costs a turn `timeout` s, not 2x.
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-            health_check_interval=30,
+            # Every command is billed on Upstash, so none is sent that the counters do not need: no
+            # health-check PING before a command on a connection idle for a while (at a few turns a
+            # minute that was one more command per turn; the retry above covers a dropped connection),
+            # and a bare handshake: RESP2 (no HELLO), no CLIENT SETINFO, no CLIENT MAINT_NOTIFICATIONS.
+            health_check_interval=0,
+            protocol=2,
+            driver_info=None,
+            maint_notifications_config=MaintNotificationsConfig(enabled=False),
             decode_responses=True,
             max_connections=50,
         )

@@ -21,8 +21,9 @@ from typing import Any
 
 import redis
 from redis.exceptions import RedisError
+from redis.maint_notifications import MaintNotificationsConfig
 
-from daca_kit.adapters.redis import describe_redis_url
+from daca_kit.adapters.redis import CommandMeter, describe_redis_url, meter_connections
 from daca_kit.core.clock import new_id
 from daca_kit.core.models import Backend
 from daca_kit.core.ports import WakeUp
@@ -49,6 +50,8 @@ class RedisWakeUps:
         self.backoff_max = backoff_max
         self.backend = Backend("redis", label, "Redis pub/sub")
         self.announced = 0
+        self.meter = CommandMeter()  # every command its connections send, the subscription's included
+        meter_connections(client.connection_pool, self.meter)
         self.received = 0
         self._healthy = False
         self._stop = threading.Event()
@@ -71,6 +74,11 @@ class RedisWakeUps:
             socket_keepalive=True,
             socket_keepalive_options=keepalive,
             health_check_interval=300,
+            # The counters' lean handshake (RESP2: no HELLO, no CLIENT SETINFO or MAINT_NOTIFICATIONS):
+            # every command is billed on Upstash.
+            protocol=2,
+            driver_info=None,
+            maint_notifications_config=MaintNotificationsConfig(enabled=False),
             decode_responses=True,
             max_connections=8,
         )
@@ -78,8 +86,9 @@ class RedisWakeUps:
 
     @property
     def calls(self) -> int:
-        """Redis commands so far: one PUBLISH per announcement (the subscription's own are not counted)."""
-        return self.announced
+        """Redis commands sent so far: a PUBLISH per announcement, and the subscription's own
+        (connecting, SUBSCRIBE, a PING every 5 minutes)."""
+        return self.meter.count
 
     @property
     def healthy(self) -> bool:

@@ -3,7 +3,8 @@
     counters = UpstashCounters.from_rest(url, token)
 
 For hosts where only port 443 is open (Hugging Face Spaces may close Redis's TCP ports). Same keys and
-scripts as `RedisCounters`, so both can share one database.
+scripts as `RedisCounters`, so both can share one database. Each HTTPS request is one billed command,
+so the meter counts requests in the HTTP transport, the SDK's retries included.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from daca_kit.adapters.network import chain_text, elapsed_ms, first_line, looks_tls, reach, unreachable
-from daca_kit.adapters.redis import SCRIPTS, KeyValueCounters
+from daca_kit.adapters.redis import SCRIPTS, CommandMeter, KeyValueCounters
 from daca_kit.core.models import Backend, RoundTrip
 from daca_kit.errors import AUTH, ERROR, PORT_CLOSED, TLS, ConfigError, CountersError
 
@@ -68,6 +69,28 @@ def explain_upstash_error(
     )
 
 
+class MeteredTransport(httpx.BaseTransport):
+    """An httpx transport that counts each request sent on `meter` (one that never connected is not)."""
+
+    def __init__(self, meter: CommandMeter, inner: httpx.BaseTransport | None = None) -> None:
+        self.meter = meter
+        self.inner = inner or httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response = self.inner.handle_request(request)
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            raise  # it never reached the service
+        except httpx.TransportError:
+            self.meter.add()  # sent: the service may have run it, and bills it
+            raise
+        self.meter.add()
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 class UpstashCounters(KeyValueCounters):
     """`Counters` on the Upstash REST API; one HTTPS request per command."""
 
@@ -91,15 +114,22 @@ class UpstashCounters(KeyValueCounters):
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
             raise ConfigError(f"{SETTING} must be the https:// REST URL from the Upstash console.")
         client = Redis(url=url, token=token, rest_retries=1, rest_retry_interval=0.1, allow_telemetry=False)
+        counters = cls(client, url=url, timeout=timeout, secrets=[token])
         # The SDK's HTTP client has no timeout, and it retries whatever failed: a request to a host that
         # stopped answering would hang a chat turn. Each attempt gets `timeout` seconds, so two attempts
-        # stay within a turn's bound of 5 s.
+        # stay within a turn's bound of 5 s; and each attempt is counted where it is sent.
         http = getattr(client, "_http", None)
-        if http is not None and hasattr(http, "_client"):
-            http._client.timeout = httpx.Timeout(timeout)
+        if http is not None and isinstance(getattr(http, "_client", None), httpx.Client):
+            http._client.close()
+            http._client = httpx.Client(
+                timeout=httpx.Timeout(timeout), transport=MeteredTransport(counters.meter)
+            )
         else:
-            log.warning("upstash-redis changed: its requests may have no timeout (a chat turn could hang)")
-        return cls(client, url=url, timeout=timeout, secrets=[token])
+            log.warning(
+                "upstash-redis changed: its requests may have no timeout (a chat turn could hang), "
+                "and the usage meter does not see them"
+            )
+        return counters
 
     def _eval(self, script: str, keys: list[str], args: list[Any]) -> Any:
         return self.client.eval(SCRIPTS[script], keys, [str(a) for a in args])

@@ -2,7 +2,7 @@
 
     kit = bootstrap(load_settings()); kit.start()
     result = kit.chat_sync("alice", "Hello!")             # runs a turn, waits up to settings.chat_wait
-    kit.decide("instance-id", approved=True, reviewer="reviewer")
+    kit.reviews.decide("instance-id", approved=True, reviewer="reviewer")
     kit.close()
 
 Built by `daca_kit.bootstrap.bootstrap`, the only place that chooses adapters; the Kit sees ports only.
@@ -21,7 +21,7 @@ from typing import Any
 from daca_kit.core.activities import TurnActivities
 from daca_kit.core.admission import Admission
 from daca_kit.core.analytics import CONSUMER, AnalyticsConsumer
-from daca_kit.core.clock import as_utc, iso, new_id, utcnow
+from daca_kit.core.clock import as_utc, iso, new_id
 from daca_kit.core.health import backend_health, health_warnings
 from daca_kit.core.models import Backend, InstanceState, Reachability, TurnResult
 from daca_kit.core.outbox import OutboxRelay
@@ -35,9 +35,11 @@ from daca_kit.core.ports import (
     WorkflowRuntime,
 )
 from daca_kit.core.ratelimit import RateLimiter
+from daca_kit.core.reviews import ReviewDesk
+from daca_kit.core.turns import stored_turn, turn_result
 from daca_kit.core.usage import usage_report
-from daca_kit.core.validation import known_id, valid_user_id, validate_decision, validate_turn
-from daca_kit.core.workflow import MESSAGES_TOPIC, REVIEW_EVENT, WORKFLOW_NAME, is_sensitive
+from daca_kit.core.validation import known_id, valid_user_id, validate_turn
+from daca_kit.core.workflow import MESSAGES_TOPIC, WORKFLOW_NAME, is_sensitive
 from daca_kit.errors import InputError, NotFound, RateLimited
 from daca_kit.settings import Settings
 
@@ -68,6 +70,9 @@ class Kit:
     _started: bool = False
     _health_cache: tuple[float, dict[str, Any]] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.reviews = ReviewDesk(self.stores.reviews, self.runtime)
 
     @property
     def backends(self) -> dict[str, Backend]:
@@ -195,7 +200,7 @@ class Kit:
         if known_count is not None:
             turn["message_count"] = known_count  # read with the rate limit: saves a counters call
         state = self.runtime.schedule(WORKFLOW_NAME, instance_id, turn)
-        return self._result(state)
+        return turn_result(state)
 
     def chat_sync(self, user_id: str, text: str, *, wait: float | None = None, **kwargs: Any) -> TurnResult:
         """`submit`, then wait up to `wait` seconds (default DACA_CHAT_WAIT) for a review decision."""
@@ -211,108 +216,17 @@ class Kit:
         except NotFound:
             return None
         state = self.runtime.get(instance_id)
-        return self._result(state) if state else self._stored_turn(instance_id)
+        return turn_result(state) if state else stored_turn(self.stores.conversations, instance_id)
 
     def wait_turn_sync(self, instance_id: str, timeout: float) -> TurnResult | None:
         state = self.runtime.wait(instance_id, timeout)
-        return self._result(state) if state else self._stored_turn(instance_id)
+        return turn_result(state) if state else stored_turn(self.stores.conversations, instance_id)
 
     async def wait_turn(self, instance_id: str, timeout: float) -> TurnResult | None:
         state = await self.runtime.wait_async(instance_id, timeout)
         if state:
-            return self._result(state)
-        return await asyncio.to_thread(self._stored_turn, instance_id)
-
-    def _stored_turn(self, instance_id: str) -> TurnResult | None:
-        """A turn that completed without waiting is kept only as its `conversation` row."""
-        row = self.stores.conversations.turn_by_instance(instance_id)
-        if row is None:
-            return None
-        return TurnResult(
-            instance_id=instance_id,
-            user_id=row["user_id"],
-            status="completed",
-            reply=row["reply"],
-            timestamp=iso(as_utc(row["timestamp"])),
-        )
-
-    def _result(self, state: InstanceState) -> TurnResult:
-        output = state.output or {}
-        turn_input = state.input or {}
-        if state.is_terminal:
-            status = output.get("status") or ("failed" if state.runtime_status == "FAILED" else "completed")
-        else:
-            status = "pending_review" if state.custom_status == "pending_review" else "running"
-        return TurnResult(
-            instance_id=state.instance_id,
-            user_id=turn_input.get("user_id", ""),
-            status=status,
-            reply=output.get("reply"),
-            error=output.get("error"),
-            timestamp=output.get("timestamp"),
-            session_id=(turn_input.get("metadata") or {}).get("session_id"),
-            message_count=output.get("message_count"),
-            model=output.get("model"),
-            offline=bool(output.get("offline")),
-            review=output.get("review"),
-            created_at=iso(as_utc(state.created_at)),
-        )
-
-    # -- reviews --------------------------------------------------------------------------------
-    def pending_reviews(self, limit: int = 200) -> list[dict[str, Any]]:
-        now = utcnow()
-        rows = self.stores.reviews.pending_reviews(limit)
-        return [
-            {
-                "instance_id": r["instance_id"],
-                "user_id": r["user_id"],
-                "message": r["message"],
-                "proposed_reply": r["proposed_reply"],
-                "created_at": iso(as_utc(r["created_at"])),
-                "waiting_seconds": max(0, int((now - as_utc(r["created_at"])).total_seconds())),
-            }
-            for r in rows
-        ]
-
-    def decided_reviews(self, limit: int = 50) -> list[dict[str, Any]]:
-        return [_public_review(r) for r in self.stores.reviews.decided_reviews(limit)]
-
-    def review(self, instance_id: str) -> dict[str, Any]:
-        row = self.stores.reviews.get_review(known_id(instance_id))
-        if row is None:
-            raise NotFound(f"No review with id '{instance_id}'.")
-        return _public_review(row)
-
-    def decide(
-        self,
-        instance_id: str,
-        *,
-        approved: bool,
-        reply: str | None = None,
-        reason: str | None = None,
-        reviewer: str = "reviewer",
-    ) -> dict[str, Any]:
-        """Decides a pending review once and resumes its turn. Raises NotFound or AlreadyDecided.
-
-        The event that resumes the turn is written in the decision's own transaction (the workflow
-        inbox), so the decision and the turn's outcome never disagree: the runtime delivers it now, and
-        after a failure or a restart later (on Dapr, raised on the engine once it accepts it).
-        """
-        known_id(instance_id)
-        reply = validate_decision(reply, reason)
-        payload = {"approved": bool(approved), "reply": reply, "reason": reason, "reviewer": reviewer}
-        row = self.stores.reviews.decide_review(
-            instance_id,
-            approved=bool(approved),
-            reply=reply,
-            reason=reason,
-            reviewer=reviewer,
-            decided_at=utcnow(),
-            workflow_event=(REVIEW_EVENT, payload),
-        )
-        self.runtime.notify(instance_id)
-        log.info("review %s %s by %s", instance_id, "approved" if approved else "rejected", reviewer)
-        return _public_review(row)
+            return turn_result(state)
+        return await asyncio.to_thread(stored_turn, self.stores.conversations, instance_id)
 
     # -- conversations and analytics ------------------------------------------------------------
     def conversations(self, user_id: str, limit: int = 50) -> list[dict[str, Any]]:
@@ -390,19 +304,3 @@ class Kit:
             self.turns_completed,
             gemini_requests_per_day=self.settings.gemini_requests_per_day,
         )
-
-
-def _public_review(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "instance_id": row["instance_id"],
-        "user_id": row["user_id"],
-        "message": row["message"],
-        "proposed_reply": row["proposed_reply"],
-        "status": row["status"],
-        "created_at": iso(as_utc(row["created_at"])) if row.get("created_at") else None,
-        "decided_at": iso(as_utc(row["decided_at"])) if row.get("decided_at") else None,
-        "decided_by": row.get("decided_by"),
-        "final_reply": row.get("final_reply"),
-        "edited": bool(row.get("edited")),
-        "reason": row.get("reason"),
-    }

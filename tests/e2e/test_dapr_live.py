@@ -108,26 +108,28 @@ def test_a_sensitive_turn_waits_then_an_approval_with_an_edit_completes_it(
     assert result.status == "pending_review"
     state = dapr_kit.runtime.get(result.instance_id)
     assert state is not None and (state.runtime_status, state.custom_status) == ("RUNNING", "pending_review")
-    assert [r["instance_id"] for r in dapr_kit.pending_reviews()] == [result.instance_id]
+    assert [r["instance_id"] for r in dapr_kit.reviews.pending()] == [result.instance_id]
     assert [e[1] for e in sidecar.published] == ["human-review"]
 
-    dapr_kit.decide(result.instance_id, approved=True, reply="A human answers: on it.", reviewer="rev")
+    dapr_kit.reviews.decide(
+        result.instance_id, approved=True, reply="A human answers: on it.", reviewer="rev"
+    )
     done = dapr_kit.wait_turn_sync(result.instance_id, 15)
     assert done is not None and (done.status, done.reply) == ("completed", "A human answers: on it.")
     assert done.review is not None and done.review["reviewer"] == "rev" and done.review["edited"]
     assert dapr_kit.conversations("bob")[0]["reply"] == "A human answers: on it."
     assert eventually(lambda: not dapr_kit.stores.workflows.pending_events())  # raised, then deleted
     with pytest.raises(AlreadyDecided):
-        dapr_kit.decide(result.instance_id, approved=False, reviewer="rev")
+        dapr_kit.reviews.decide(result.instance_id, approved=False, reviewer="rev")
 
 
 def test_a_rejected_turn_stores_nothing(dapr_kit: Kit) -> None:
     result = dapr_kit.submit("carol", "help me")
-    dapr_kit.decide(result.instance_id, approved=False, reason="not for this service", reviewer="rev")
+    dapr_kit.reviews.decide(result.instance_id, approved=False, reason="not for this service", reviewer="rev")
     done = dapr_kit.wait_turn_sync(result.instance_id, 15)
     assert done is not None and (done.status, done.reply) == ("rejected", REJECTED_REPLY)
     assert dapr_kit.conversations("carol") == []
-    assert dapr_kit.review(result.instance_id)["status"] == "rejected"
+    assert dapr_kit.reviews.get(result.instance_id)["status"] == "rejected"
 
 
 def test_a_turn_nobody_reviews_times_out_on_the_engines_timer(dapr_settings: Callable[..., Settings]) -> None:
@@ -138,9 +140,9 @@ def test_a_turn_nobody_reviews_times_out_on_the_engines_timer(dapr_settings: Cal
         done = kit.wait_turn_sync(result.instance_id, 15)
         assert done is not None and (done.status, done.reply) == ("timed_out", TIMED_OUT_REPLY)
         assert time.monotonic() - started >= 1.0
-        assert kit.review(result.instance_id)["status"] == "timed_out"
+        assert kit.reviews.get(result.instance_id)["status"] == "timed_out"
         with pytest.raises(AlreadyDecided, match="timed out"):
-            kit.decide(result.instance_id, approved=True, reviewer="late")
+            kit.reviews.decide(result.instance_id, approved=True, reviewer="late")
 
 
 def test_a_decision_recorded_before_the_timer_fires_wins_even_if_it_never_reached_the_engine(
@@ -150,10 +152,10 @@ def test_a_decision_recorded_before_the_timer_fires_wins_even_if_it_never_reache
         result = kit.submit("fay", "urgent: the timer will win the race to the engine")
         assert isinstance(kit.runtime, DaprWorkflowRuntime) and kit.runtime.delivery is not None
         kit.runtime.delivery.close()  # the decision's event is never raised (as if daprd were away)
-        kit.decide(result.instance_id, approved=True, reply="Decided in time.", reviewer="rev")
+        kit.reviews.decide(result.instance_id, approved=True, reply="Decided in time.", reviewer="rev")
         done = kit.wait_turn_sync(result.instance_id, 15)  # the engine's timer fires after 1 s
         assert done is not None and (done.status, done.reply) == ("completed", "Decided in time.")
-        assert kit.review(result.instance_id)["status"] == "approved"
+        assert kit.reviews.get(result.instance_id)["status"] == "approved"
         kit.runtime.delivery.start()  # the next start raises the late event to the ended turn: ignored
         assert eventually(lambda: not kit.stores.workflows.pending_events())
         assert kit.turn(result.instance_id).status == "completed"  # type: ignore[union-attr]

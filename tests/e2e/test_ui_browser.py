@@ -183,7 +183,7 @@ def test_named_reviewers_sign_in_as_themselves_and_stay_signed_in_across_a_resta
             # A restart logs nobody out: both pages, reloaded, show the Review tab signed in.
             app.restart()
             for page, name in ((bob, "bob"), (alice, "hf-alice")):
-                page.reload()
+                reload_after_restart(page)
                 page.locator("#chat-message textarea").wait_for()
                 page.get_by_role("tab", name="Review").click()
                 expect(page.locator("#review-who")).to_contain_text(name)
@@ -194,3 +194,17 @@ def test_named_reviewers_sign_in_as_themselves_and_stay_signed_in_across_a_resta
             decided = httpx.get(app.url("/reviews?status=decided"), auth=("bob", BOB_PW)).json()
             assert sorted(r["decided_by"] for r in decided) == ["bob", "hf-alice"]
             assert BOB_PW not in app.output()
+
+
+def reload_after_restart(page) -> None:
+    """Reloads a page whose server restarted: Gradio's own reconnect may abort the first navigation."""
+    from playwright.sync_api import Error
+
+    for attempt in range(3):
+        try:
+            page.reload()
+            return
+        except Error as exc:
+            if "ERR_ABORTED" not in str(exc) or attempt == 2:
+                raise
+            page.wait_for_timeout(500)

@@ -41,7 +41,7 @@ def test_chat_round_trip(client: Client, live_app: LiveApp) -> None:
 
     held = client.predict("alice", "This is an urgent request!", api_name="/chat")
     assert held["status"] == "pending_review" and held["reply"] is None
-    live_app.kit.decide(held["instance_id"], approved=True, reply="A person will call you today.")
+    live_app.kit.reviews.decide(held["instance_id"], approved=True, reply="A person will call you today.")
     turn = wait_for(
         lambda: (
             (t := client.predict(held["instance_id"], api_name="/turn"))["status"] != "pending_review" and t
@@ -92,7 +92,7 @@ def test_review_functions_are_hidden_and_refused_without_login(client: Client, l
         assert done["success"] is False
     finally:
         anonymous.close()
-    assert live_app.kit.review(held["instance_id"])["status"] == "pending"
+    assert live_app.kit.reviews.get(held["instance_id"])["status"] == "pending"
     assert client.predict(held["instance_id"], api_name="/turn")["status"] == "pending_review"
 
 
@@ -123,7 +123,7 @@ def test_logged_in_reviewers_decide_once(live_app: LiveApp) -> None:
     finally:
         first.close()
         second.close()
-    review = live_app.kit.review(held.instance_id)
+    review = live_app.kit.reviews.get(held.instance_id)
     assert (review["status"], review["final_reply"], review["edited"]) == ("approved", "We are on it.", True)
     turn = wait_for(lambda: (t := live_app.kit.turn(held.instance_id)) and t.finished and t)
     assert turn.reply == "We are on it."

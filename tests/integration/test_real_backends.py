@@ -95,7 +95,8 @@ def test_many_turns_on_real_backends_each_counted_once(settings_factory, pg_url,
             t.join()
         client = redis.Redis.from_url(redis_url, decode_responses=True)
         assert wait_for(lambda: sum(int(client.get(f"message_count:user{u}") or 0) for u in range(4)) == 40)
-        assert kit.stores.outbox.size() == 0
+        # A row leaves the outbox once its publish is confirmed, which can be after the consumer counted it.
+        assert wait_for(lambda: kit.stores.outbox.size() == 0)
         assert len(kit.conversations("user0", 100)) == 10
     finally:
         kit.close()
@@ -117,9 +118,10 @@ def test_a_turn_costs_two_redis_commands_and_one_publish(
         assert wait_for(lambda: kit.stores.outbox.size() == 0)
         client = redis.Redis.from_url(redis_url, decode_responses=True)
         assert wait_for(lambda: client.get("message_count:meter") == "10")
-        assert (
-            kit.counters.commands - commands == 20
-        )  # rate limit + count read, then the idempotent increment
+        # Rate limit + count read, then the idempotent increment: 2 commands a turn, counted where they are
+        # sent; a connection the pool opens meanwhile adds its SELECT (this test's Redis database is not
+        # 0). tests/integration/test_redis_commandstats.py checks the count exactly, on the server.
+        assert 20 <= kit.counters.commands - commands <= 22
         assert kit.bus.published - published == 10
     finally:
         kit.close()

@@ -30,6 +30,18 @@ def test_counters_over_rest_share_keys_with_redis(redis_url) -> None:
         assert counters.commands == len(stub.commands) - 0
 
 
+def test_the_meter_counts_every_request_upstash_received(redis_url) -> None:
+    # Each REST request is a billed command, retries included: the meter counts what reached the server.
+    with UpstashRestStub(redis_url, token="rest-token") as stub:
+        counters = UpstashCounters.from_rest(stub.url, "rest-token")
+        counters.set("bob", 1)
+        stub.bad_gateway = 1  # a proxy's 502 page: the SDK cannot read it and sends the command again
+        assert counters.get("bob") == 1
+        counters.ping()
+        assert stub.requests == 4
+        assert counters.commands == stub.requests
+
+
 def test_wrong_token_is_a_sentence_without_the_token(redis_url) -> None:
     with UpstashRestStub(redis_url, token="right") as stub:
         counters = UpstashCounters.from_rest(stub.url, "wrong-secret-token")

@@ -55,7 +55,7 @@ def test_review_endpoints_refuse_anyone_but_the_reviewer(make_app, headers: dict
         assert response.headers["www-authenticate"].startswith("Basic")
         assert "hijacked" not in response.text and "urgent" not in response.text
 
-    assert kit.review(held)["status"] == "pending"  # nothing changed
+    assert kit.reviews.get(held)["status"] == "pending"  # nothing changed
     assert client.get("/reviews", auth=REVIEWER).json()[0]["instance_id"] == held
 
 

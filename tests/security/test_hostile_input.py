@@ -57,7 +57,7 @@ def snapshot(kit: Kit) -> dict[str, Any]:
     assert kit.relay is not None and kit.relay.wait_idle(10)
     return {
         "conversations": {u: kit.conversations(u, 500) for u in ("u", "eve", "x")},
-        "reviews": kit.pending_reviews(),
+        "reviews": kit.reviews.pending(),
         "counts": kit.all_counts(),
         "outbox": kit.stores.outbox.size(),
     }

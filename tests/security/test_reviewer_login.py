@@ -125,7 +125,7 @@ def test_two_named_reviewers_each_decision_attributed_to_its_reviewer(named: tup
         r["instance_id"]: r["decided_by"] for r in client.get("/reviews?status=decided", auth=REVIEWER).json()
     }
     assert audit == {first: "alice", second: "bob", third: "reviewer"}
-    assert kit.review(first)["decided_by"] == "alice"
+    assert kit.reviews.get(first)["decided_by"] == "alice"
 
 
 @pytest.mark.parametrize(
@@ -146,7 +146,7 @@ def test_a_name_not_on_the_list_or_a_wrong_pairing_is_refused(
     held = hold(client)
     response = client.post(f"/reviews/{held}", json={"approved": True}, auth=login)
     assert response.status_code == 401
-    assert kit.review(held)["status"] == "pending"
+    assert kit.reviews.get(held)["status"] == "pending"
 
 
 def test_a_hugging_face_name_has_no_password_over_rest(make_app: Any) -> None:

@@ -35,6 +35,8 @@ class UpstashRestStub:
         self.redis = redis.Redis.from_url(redis_url)
         self.token = token
         self.commands: list[list[Any]] = []
+        self.requests = 0  # every request received, answered or not
+        self.bad_gateway = 0  # answer the next this many requests with a proxy's HTML 502 page
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -43,6 +45,16 @@ class UpstashRestStub:
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                stub.requests += 1
+                if stub.bad_gateway > 0:
+                    stub.bad_gateway -= 1
+                    page = b"<html><body>502 Bad Gateway</body></html>"
+                    self.send_response(502)
+                    self.send_header("content-type", "text/html")
+                    self.send_header("content-length", str(len(page)))
+                    self.end_headers()
+                    self.wfile.write(page)
+                    return None
                 if self.headers.get("authorization") != f"Bearer {stub.token}":
                     return self._send(401, {"error": "WRONGPASS invalid or missing auth token"})
                 command = json.loads(body)

@@ -77,9 +77,9 @@ def test_chat_waits_for_a_decision_made_meanwhile(client) -> None:
 
     def approve_soon() -> None:
         for _ in range(50):
-            pending = kit.pending_reviews()
+            pending = kit.reviews.pending()
             if pending:
-                kit.decide(pending[0]["instance_id"], approved=True, reply="approved by a human")
+                kit.reviews.decide(pending[0]["instance_id"], approved=True, reply="approved by a human")
                 return
             time.sleep(0.05)
 

@@ -474,12 +474,12 @@ def test_a_sensitive_turn_waits_for_free_then_resumes_on_the_decision(
     kit, client = engine_kit
     result = kit.submit("bob", "This is urgent")
     assert result.status == "pending_review"
-    assert [r["instance_id"] for r in kit.pending_reviews()] == [result.instance_id]
+    assert [r["instance_id"] for r in kit.reviews.pending()] == [result.instance_id]
     calls_while_waiting = len(client.calls)
     client.idle()
     assert len(client.calls) == calls_while_waiting  # nobody polls a turn that waits for a reviewer
 
-    kit.decide(result.instance_id, approved=True, reply="An edited reply.", reviewer="reviewer")
+    kit.reviews.decide(result.instance_id, approved=True, reply="An edited reply.", reviewer="reviewer")
     done = kit.wait_turn_sync(result.instance_id, 5)
     assert done is not None and done.status == "completed"
     assert done.reply == "An edited reply."
@@ -492,7 +492,7 @@ def test_a_sensitive_turn_waits_for_free_then_resumes_on_the_decision(
 def test_a_rejected_turn(engine_kit: tuple[Kit, EngineWorkflowClient]) -> None:
     kit, _client = engine_kit
     result = kit.submit("carol", "help me")
-    kit.decide(result.instance_id, approved=False, reason="no", reviewer="reviewer")
+    kit.reviews.decide(result.instance_id, approved=False, reason="no", reviewer="reviewer")
     done = kit.wait_turn_sync(result.instance_id, 5)
     assert done is not None and done.status == "rejected"
     assert kit.conversations("carol") == []
@@ -504,7 +504,7 @@ def test_a_turn_nobody_reviews_times_out(engine_kit: tuple[Kit, EngineWorkflowCl
     client.fire_timers(result.instance_id)
     done = kit.wait_turn_sync(result.instance_id, 5)
     assert done is not None and done.status == "timed_out"
-    assert kit.review(result.instance_id)["status"] == "timed_out"
+    assert kit.reviews.get(result.instance_id)["status"] == "timed_out"
 
 
 def test_wait_async_returns_the_finished_turn(engine_kit: tuple[Kit, EngineWorkflowClient]) -> None:
@@ -512,7 +512,7 @@ def test_wait_async_returns_the_finished_turn(engine_kit: tuple[Kit, EngineWorkf
 
     kit, _client = engine_kit
     result = kit.submit("erin", "urgent question")
-    kit.decide(result.instance_id, approved=True, reviewer="reviewer")
+    kit.reviews.decide(result.instance_id, approved=True, reviewer="reviewer")
     done = asyncio.run(kit.wait_turn(result.instance_id, 5))
     assert done is not None and done.status == "completed"
     pending = kit.submit("erin", "urgent again")

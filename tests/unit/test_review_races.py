@@ -79,13 +79,13 @@ def test_a_decision_made_the_moment_the_review_is_visible_resumes_the_turn(kit: 
     def request_then_decide(original: Callable[..., Any], ctx: Any, data: Any) -> Any:
         created = original(ctx, data)
         # The reviewer decides as soon as the review is committed, before the turn saved that it waits.
-        in_another_thread(lambda: kit.decide(data["instance_id"], approved=True, reviewer="quick"))
+        in_another_thread(lambda: kit.reviews.decide(data["instance_id"], approved=True, reviewer="quick"))
         return created
 
     wrap_activity(kit, "request_review", request_then_decide)
     pending = kit.submit("bob", "This is urgent")
     assert finished(kit, pending.instance_id, 3) == "completed"
-    assert kit.review(pending.instance_id)["status"] == "approved"
+    assert kit.reviews.get(pending.instance_id)["status"] == "approved"
     assert [c["message"] for c in kit.conversations("bob")] == ["This is urgent"]
 
 
@@ -153,7 +153,7 @@ def race_reviewers_with_submit(kit: Kit, runs: int) -> list[str | None]:
                 while kit.stores.reviews.get_review(instance_id) is None:
                     if time.monotonic() > deadline:
                         raise AssertionError(f"review {instance_id} never appeared")
-                kit.decide(instance_id, approved=approve, reviewer="quick")
+                kit.reviews.decide(instance_id, approved=approve, reviewer="quick")
             except BaseException as exc:  # noqa: BLE001 - reported by the test
                 errors.append(exc)
 
@@ -228,8 +228,8 @@ def test_a_crash_between_the_review_and_the_workflow_save_is_repaired_at_restart
 
     second = fresh_kit(settings)
     try:
-        assert [r["instance_id"] for r in second.pending_reviews()] == ["crash-0001"]
-        second.decide("crash-0001", approved=True, reply="We are on it.", reviewer="reviewer")
+        assert [r["instance_id"] for r in second.reviews.pending()] == ["crash-0001"]
+        second.reviews.decide("crash-0001", approved=True, reply="We are on it.", reviewer="reviewer")
         assert finished(second, "crash-0001") == "completed"
         assert [c["reply"] for c in second.conversations("carol")] == ["We are on it."]
     finally:
@@ -257,7 +257,7 @@ def test_a_crash_after_any_write_of_a_sensitive_turn_leaves_nothing_undecidable(
         try:
             review = second.stores.reviews.get_review(f"crash-{n:04d}")
             if review is not None:
-                second.decide(f"crash-{n:04d}", approved=True, reviewer="reviewer")
+                second.reviews.decide(f"crash-{n:04d}", approved=True, reviewer="reviewer")
                 assert finished(second, f"crash-{n:04d}") == "completed", f"crash after {writes}"
                 assert len(second.conversations("dave")) == 1
             else:  # nothing visible to decide: the turn never got as far as asking
@@ -276,13 +276,13 @@ def test_a_decision_landing_as_the_timer_fires_wins_and_both_agree(settings_fact
 
         def decide_then_close(original: Callable[..., Any], ctx: Any, data: Any) -> Any:
             # The reviewer's decision commits just after the timer fired, before the review is closed.
-            in_another_thread(lambda: kit.decide(data["instance_id"], approved=True, reviewer="late"))
+            in_another_thread(lambda: kit.reviews.decide(data["instance_id"], approved=True, reviewer="late"))
             return original(ctx, data)
 
         wrap_activity(kit, "close_review", decide_then_close)
         pending = kit.submit("erin", "urgent")
         status = finished(kit, pending.instance_id)
-        review = kit.review(pending.instance_id)
+        review = kit.reviews.get(pending.instance_id)
         assert (status, review["status"]) == ("completed", "approved")
         assert review["decided_by"] == "late"
         assert [c["reply"] for c in kit.conversations("erin")] == [review["final_reply"]]
@@ -296,8 +296,8 @@ def test_a_decision_after_the_timeout_is_refused_as_too_late(settings_factory: A
         pending = kit.submit("frank", "urgent")
         assert finished(kit, pending.instance_id) == "timed_out"
         with pytest.raises(AlreadyDecided, match="timed out"):
-            kit.decide(pending.instance_id, approved=True, reviewer="late")
-        assert kit.review(pending.instance_id)["status"] == "timed_out"
+            kit.reviews.decide(pending.instance_id, approved=True, reviewer="late")
+        assert kit.reviews.get(pending.instance_id)["status"] == "timed_out"
         assert kit.conversations("frank") == []
     finally:
         kit.close()
@@ -311,11 +311,11 @@ def race_reviewers_with_the_timer(kit: Kit, runs: int) -> list[tuple[str | None,
         pending = kit.submit(f"u{i % 5}", "help please", instance_id=f"timer-{i:03d}")
         time.sleep(rng.uniform(0.0, 2 * kit.settings.review_timeout.total_seconds()))
         try:
-            kit.decide(pending.instance_id, approved=i % 3 != 0, reviewer="racer")
+            kit.reviews.decide(pending.instance_id, approved=i % 3 != 0, reviewer="racer")
         except AlreadyDecided:
             pass
         ids.append(pending.instance_id)
-    return [(finished(kit, i), kit.review(i)["status"]) for i in ids]
+    return [(finished(kit, i), kit.reviews.get(i)["status"]) for i in ids]
 
 
 def test_decisions_racing_the_timer_always_agree_with_the_outcome(settings_factory: Any) -> None:
@@ -346,10 +346,10 @@ def test_on_dapr_a_decision_made_while_the_sidecar_is_down_resumes_the_turn_when
     pending = kit.submit("gina", "urgent: call me")
     assert pending.status == "pending_review"
     client.down = True
-    decided = kit.decide(pending.instance_id, approved=True, reply="We will call you.", reviewer="r1")
+    decided = kit.reviews.decide(pending.instance_id, approved=True, reply="We will call you.", reviewer="r1")
     assert decided["status"] == "approved"  # recorded, with the event that resumes the turn
     with pytest.raises(AlreadyDecided):
-        kit.decide(pending.instance_id, approved=False, reviewer="r2")  # a retry cannot change it
+        kit.reviews.decide(pending.instance_id, approved=False, reviewer="r2")  # a retry cannot change it
     time.sleep(0.5)  # the delivery retries against the stopped sidecar meanwhile
     assert [e["instance_id"] for e in kit.stores.workflows.pending_events()] == [pending.instance_id]
     assert kit.runtime.delivery is not None and kit.runtime.delivery.last_error  # type: ignore[attr-defined]
@@ -357,7 +357,7 @@ def test_on_dapr_a_decision_made_while_the_sidecar_is_down_resumes_the_turn_when
     client.down = False
     done = kit.wait_turn_sync(pending.instance_id, 10)
     assert done is not None and (done.status, done.reply) == ("completed", "We will call you.")
-    assert kit.review(pending.instance_id)["status"] == "approved"
+    assert kit.reviews.get(pending.instance_id)["status"] == "approved"
     assert inbox_empty(kit)
 
 
@@ -368,7 +368,7 @@ def test_on_dapr_decisions_left_in_the_inbox_are_raised_at_start(
     pending = kit.submit("hank", "help")
     assert kit.runtime.delivery is not None  # type: ignore[attr-defined]
     kit.runtime.delivery.close()  # type: ignore[attr-defined]  # the process dies before raising it
-    kit.decide(pending.instance_id, approved=False, reason="not for us", reviewer="r1")
+    kit.reviews.decide(pending.instance_id, approved=False, reason="not for us", reviewer="r1")
     assert len(kit.stores.workflows.pending_events()) == 1
 
     restarted = DaprWorkflowRuntime(
@@ -389,12 +389,12 @@ def test_on_dapr_a_recorded_decision_wins_over_a_timer_that_fires_before_it_is_r
     kit, client = engine_kit
     pending = kit.submit("ivan", "emergency")
     client.down = True
-    kit.decide(pending.instance_id, approved=True, reply="Handled.", reviewer="r1")
+    kit.reviews.decide(pending.instance_id, approved=True, reply="Handled.", reviewer="r1")
     client.fire_timers(pending.instance_id)  # the review timer fires before the decision reached Dapr
     client.idle()
     client.down = False
     done = kit.wait_turn_sync(pending.instance_id, 10)
     assert done is not None and (done.status, done.reply) == ("completed", "Handled.")
-    assert kit.review(pending.instance_id)["status"] == "approved"
+    assert kit.reviews.get(pending.instance_id)["status"] == "approved"
     assert [c["reply"] for c in kit.conversations("ivan")] == ["Handled."]
     assert inbox_empty(kit)  # the late event went to an ended turn and was dropped

@@ -31,8 +31,8 @@ def test_pending_review_survives_a_restart_and_completes_after_it(settings_facto
     second = fresh_kit(settings)
     try:
         assert second.turn(pending.instance_id).status == "pending_review"
-        [review] = second.pending_reviews()
-        second.decide(review["instance_id"], approved=True)
+        [review] = second.reviews.pending()
+        second.reviews.decide(review["instance_id"], approved=True)
         done = second.wait_turn_sync(pending.instance_id, 5)
         assert done.status == "completed"
         assert done.reply == review["proposed_reply"]

@@ -43,30 +43,30 @@ def test_sensitive_message_waits_for_review_then_approval_completes(make_kit, fa
     kit = make_kit()
     pending = kit.chat_sync("bob", "This is an urgent request!", wait=0)
     assert pending.status == "pending_review" and pending.reply is None
-    [review] = kit.pending_reviews()
+    [review] = kit.reviews.pending()
     assert review["instance_id"] == pending.instance_id
     assert review["proposed_reply"] == "reply #1 to This is an urgent request!"
     settle(kit)
     assert [e["type"] for e in fakes["bus"].sent["human-review"]] == ["HumanReviewRequired"]
     assert kit.conversations("bob") == []
 
-    decided = kit.decide(pending.instance_id, approved=True, reviewer="reviewer")
+    decided = kit.reviews.decide(pending.instance_id, approved=True, reviewer="reviewer")
     assert decided["status"] == "approved" and decided["edited"] is False
     done = kit.wait_turn_sync(pending.instance_id, 5)
     assert done.status == "completed" and done.reply == review["proposed_reply"]
     settle(kit)
     assert [r["reply"] for r in kit.conversations("bob")] == [review["proposed_reply"]]
     assert fakes["counters"].values["bob"] == 1
-    assert kit.pending_reviews() == []
+    assert kit.reviews.pending() == []
 
 
 def test_edited_approval_replaces_the_reply_and_is_audited(make_kit) -> None:
     kit = make_kit()
     pending = kit.submit("carol", "emergency at home")
-    kit.decide(pending.instance_id, approved=True, reply="A human wrote this.", reviewer="reviewer")
+    kit.reviews.decide(pending.instance_id, approved=True, reply="A human wrote this.", reviewer="reviewer")
     done = kit.wait_turn_sync(pending.instance_id, 5)
     assert done.reply == "A human wrote this."
-    [audit] = kit.decided_reviews()
+    [audit] = kit.reviews.decided()
     assert audit["edited"] is True and audit["decided_by"] == "reviewer" and audit["decided_at"]
     assert kit.conversations("carol")[0]["reply"] == "A human wrote this."
 
@@ -74,13 +74,13 @@ def test_edited_approval_replaces_the_reply_and_is_audited(make_kit) -> None:
 def test_rejection_answers_with_the_sentence_and_stores_nothing(make_kit, fakes) -> None:
     kit = make_kit()
     pending = kit.submit("dave", "HELP")
-    kit.decide(pending.instance_id, approved=False, reason="off topic")
+    kit.reviews.decide(pending.instance_id, approved=False, reason="off topic")
     done = kit.wait_turn_sync(pending.instance_id, 5)
     assert (done.status, done.reply) == ("rejected", REJECTED_REPLY)
     settle(kit)
     assert kit.conversations("dave") == []
     assert fakes["bus"].sent["messages"] == []
-    assert kit.decided_reviews()[0]["reason"] == "off topic"
+    assert kit.reviews.decided()[0]["reason"] == "off topic"
 
 
 def test_review_times_out_with_a_clear_reply(make_kit) -> None:
@@ -89,19 +89,19 @@ def test_review_times_out_with_a_clear_reply(make_kit) -> None:
     done = kit.wait_turn_sync(pending.instance_id, 5)
     assert (done.status, done.reply) == ("timed_out", TIMED_OUT_REPLY)
     assert kit.conversations("erin") == []
-    assert kit.review(pending.instance_id)["status"] == "timed_out"
+    assert kit.reviews.get(pending.instance_id)["status"] == "timed_out"
     with pytest.raises(AlreadyDecided):
-        kit.decide(pending.instance_id, approved=True)
+        kit.reviews.decide(pending.instance_id, approved=True)
 
 
 def test_second_decision_is_refused_and_unknown_id_is_not_found(make_kit) -> None:
     kit = make_kit()
     pending = kit.submit("frank", "urgent")
-    kit.decide(pending.instance_id, approved=True)
+    kit.reviews.decide(pending.instance_id, approved=True)
     with pytest.raises(AlreadyDecided):
-        kit.decide(pending.instance_id, approved=False)
+        kit.reviews.decide(pending.instance_id, approved=False)
     with pytest.raises(NotFound):
-        kit.decide("no-such-id", approved=True)
+        kit.reviews.decide("no-such-id", approved=True)
     assert kit.wait_turn_sync(pending.instance_id, 5).status == "completed"
     assert len(kit.conversations("frank")) == 1
 

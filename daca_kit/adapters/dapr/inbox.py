@@ -2,7 +2,7 @@
 
     delivery = InboxDelivery(stores.workflows, raise_event=runtime.deliver)
     delivery.start()        # first delivers what an earlier process left behind
-    delivery.wake()         # after a commit that wrote an event (Kit.decide, through runtime.notify)
+    delivery.wake()         # after a commit that wrote an event (ReviewDesk.decide, through runtime.notify)
 
 A review decision and the event that resumes its turn are written in one database transaction (table
 `workflow_event`, the local runtime's inbox). This thread raises each event on Dapr Workflow and deletes

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, create_engine, event, inspect
+from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
@@ -36,18 +36,10 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel
 
-from daca_kit.adapters.network import (
-    chain_text,
-    elapsed_ms,
-    first_line,
-    looks_tls,
-    reach,
-    unreachable,
-    url_secrets,
-)
 from daca_kit.adapters.sql.deadline import Outage, Watchdog
+from daca_kit.adapters.sql.diagnose import database_error, diagnose, round_trip
 from daca_kit.core.models import Backend, RoundTrip
-from daca_kit.errors import AUTH, ERROR, MISSING, PORT_CLOSED, TLS, BackendError, ConfigError
+from daca_kit.errors import ERROR, PORT_CLOSED, BackendError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -135,10 +127,10 @@ class SqlDatabase:
         self.outage = Outage(cooldown=1.0)  # after the database was found out of reach, calls fail at once
         self._watchdog = Watchdog()
         try:
-            self._parsed = make_url(normalize_url(url))
+            self.parsed = make_url(normalize_url(url))
         except Exception as exc:  # noqa: BLE001 - any parse failure is the same finding
             raise ConfigError("DATABASE_URL is not a valid database URL: check its form.") from exc
-        self._host, self._port = server_address(self._parsed)
+        self.host, self.port = server_address(self.parsed)
         self._count_lock = threading.Lock()
         self.engine = engine or self._make_engine(echo)
         event.listen(self.engine, "before_cursor_execute", self._count_statement)
@@ -154,7 +146,7 @@ class SqlDatabase:
 
     # -- engine -------------------------------------------------------------------------------
     def _make_engine(self, echo: bool) -> Engine:
-        full, parsed = normalize_url(self.url), self._parsed
+        full, parsed = normalize_url(self.url), self.parsed
         if self.kind == "sqlite":
             database = parsed.database or ""
             memory = database in ("", ":memory:")
@@ -285,7 +277,7 @@ class SqlDatabase:
         """The error for a failed call; an unreachable database also makes calls fail fast a while."""
         if expired:
             found = self._error(
-                f"The database at {self._host}:{self._port} did not answer within {self.timeout:g} s "
+                f"The database at {self.host}:{self.port} did not answer within {self.timeout:g} s "
                 "(DACA_DB_TIMEOUT): check that the server in DATABASE_URL is up and this host may reach it.",
                 PORT_CLOSED,
             )
@@ -308,111 +300,14 @@ class SqlDatabase:
     def ping(self) -> None:
         self.run(lambda c: c.exec_driver_sql("SELECT 1").scalar(), what="answer a query")
 
-    # -- doctor's round trip and the failures' sentences ----------------------------------------
+    # -- doctor's round trip and the failures' sentences (diagnose.py) -------------------------------
     def check(self) -> RoundTrip:
         """Opens the server's port, runs one query, and finds the kit's tables or whether they may be created."""
-        start = time.perf_counter()
-        if self.kind != "sqlite":
-            reach(
-                self._host,
-                self._port,
-                setting="DATABASE_URL",
-                what="the database server",
-                timeout=self.connect_timeout or 5.0,
-                error=self._error,
-            )
-        try:
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1").scalar()
-                if inspect(conn).has_table("conversation"):
-                    conn.exec_driver_sql("SELECT id FROM conversation LIMIT 1").all()
-                    note = f"{self.kind} answered a query on table 'conversation'."
-                elif _may_create_tables(conn) is False:
-                    raise BackendError(
-                        f"The table 'conversation' does not exist and the user '{self._parsed.username}' in DATABASE_URL "
-                        "may not create tables: grant it CREATE on the database's schema, or create the tables "
-                        "once with a user that may.",
-                        backend="database",
-                        problem=MISSING,
-                    )
-                else:
-                    note = (
-                        f"{self.kind} answered; the tables are not created yet: the app creates them at its "
-                        "first start (DATABASE_URL's user may do so)."
-                    )
-        except SQLAlchemyError as exc:
-            raise self._diagnose(exc) from exc
-        return RoundTrip(elapsed_ms(start), note)
+        return round_trip(self)
 
     def _diagnose(self, exc: BaseException) -> BackendError:
-        """What a driver failure means, in one sentence that names what to change in DATABASE_URL."""
-        orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-        detail = f"{type(orig).__name__}: {first_line(orig, url_secrets(self.url))}"
-        if self.kind == "sqlite":
-            return self._error(f"The SQLite database failed ({detail}): check DATABASE_URL.")
-        text = chain_text(orig)
-        sqlstate = getattr(orig, "sqlstate", None)  # psycopg's SQLSTATE code
-        where, user = f"{self._host}:{self._port}", self._parsed.username or "?"
-        found = unreachable(
-            orig,
-            self._host,
-            self._port,
-            setting="DATABASE_URL",
-            what="the database server",
-            error=self._error,
-        )
-        if found is not None:
-            return found
-        if (
-            "password authentication failed" in text
-            or sqlstate in ("28000", "28P01")
-            or ("role" in text and "does not exist" in text)
-        ):
-            return self._error(
-                f"The database server at {where} refused the login of user '{user}': check the user name and "
-                "password in DATABASE_URL.",
-                AUTH,
-            )
-        if ("database" in text and "does not exist" in text) or sqlstate == "3D000":
-            return self._error(
-                f"The database '{self._parsed.database or '?'}' named in DATABASE_URL does not exist on {where}: create it, "
-                "or fix the database name at the end of DATABASE_URL.",
-                MISSING,
-            )
-        if "permission denied" in text or sqlstate == "42501":
-            return self._error(
-                f"The user '{user}' in DATABASE_URL lacks a permission on the kit's tables: grant it SELECT, "
-                "INSERT, UPDATE and DELETE on them (and CREATE on the schema for the first start).",
-                MISSING,
-            )
-        if looks_tls(text):
-            return self._error(
-                f"The TLS connection to the database at {where} failed ({first_line(orig, url_secrets(self.url))}): "
-                "for CockroachDB put sslmode=verify-full and sslrootcert=<the cluster's CA file> in DATABASE_URL; "
-                "for a server without TLS use sslmode=disable.",
-                TLS,
-            )
-        if "timeout" in text or "timed out" in text:
-            return self._error(
-                f"The database at {where} did not answer in time: check the port in DATABASE_URL, that this "
-                "host may reach it, and the server's load (DACA_DB_TIMEOUT sets how long the app waits).",
-                PORT_CLOSED,
-            )
-        if "closed the connection" in text or "connection reset" in text or "broken pipe" in text:
-            return self._error(
-                f"The database at {where} dropped the connection: check that the server in DATABASE_URL is "
-                "running; the next call reconnects."
-            )
-        return self._error(f"The database at {where} failed ({detail}): check DATABASE_URL.")
+        return diagnose(self, exc)
 
     @staticmethod
     def _error(sentence: str, problem: str = ERROR) -> BackendError:
-        return BackendError(sentence, backend="database", problem=problem)
-
-
-def _may_create_tables(conn: Connection) -> bool | None:
-    """Whether the user may create tables in the current schema; None when the server cannot say."""
-    try:
-        return bool(conn.exec_driver_sql("SELECT has_schema_privilege(current_schema(), 'CREATE')").scalar())
-    except Exception:  # noqa: BLE001 - not every server answers this; then we do not know
-        return None
+        return database_error(sentence, problem)

@@ -22,8 +22,8 @@ async def list_reviews(
     status: Annotated[str, Query(pattern="^(pending|decided)$")] = "pending",
 ) -> list[dict[str, Any]]:
     if status == "decided":
-        return await run_in_threadpool(kit.decided_reviews)
-    rows = await run_in_threadpool(kit.pending_reviews)
+        return await run_in_threadpool(kit.reviews.decided)
+    rows = await run_in_threadpool(kit.reviews.pending)
     return [{k: r[k] for k in PENDING_KEYS} for r in rows]
 
 
@@ -36,7 +36,7 @@ async def decide(
     instance_id: str, body: DecisionRequest, kit: KitDep, reviewer: ReviewerDep
 ) -> dict[str, Any]:
     return await run_in_threadpool(
-        lambda: kit.decide(
+        lambda: kit.reviews.decide(
             instance_id, approved=body.approved, reply=body.reply, reason=body.reason, reviewer=reviewer
         )
     )

@@ -62,8 +62,8 @@ class ReviewHandlers:
         now = time.monotonic()
         if state.get("generation") != self.watch.generation or now - state.get("read_at", 0.0) > 30:
             state["generation"] = self.watch.generation
-            state["rows"] = self.kit.pending_reviews()
-            state["audit"] = self.kit.decided_reviews()
+            state["rows"] = self.kit.reviews.pending()
+            state["audit"] = self.kit.reviews.decided()
             state["read_at"] = now
         elapsed = now - state["read_at"]
         pending = [
@@ -185,7 +185,7 @@ class ReviewHandlers:
 
     def _details(self, instance_id: str) -> tuple[Any, ...]:
         try:
-            review = self.kit.review(instance_id)
+            review = self.kit.reviews.get(instance_id)
             history = self.kit.conversations(review["user_id"], REVIEW_HISTORY_LIMIT)
         except NotFound as exc:
             gr.Warning(str(exc))
@@ -217,13 +217,13 @@ class ReviewHandlers:
             gr.Warning("Select a message in the table first.")
             return tuple(gr.skip() for _ in range(7))
         try:
-            review = self.kit.review(instance_id)
+            review = self.kit.reviews.get(instance_id)
             edited = (
                 reply
                 if approved and (reply or "").strip() and reply.strip() != review["proposed_reply"].strip()
                 else None
             )
-            self.kit.decide(
+            self.kit.reviews.decide(
                 instance_id,
                 approved=approved,
                 reply=edited,
