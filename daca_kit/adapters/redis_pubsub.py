@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import socket
 import threading
 from typing import Any
@@ -57,6 +58,9 @@ class RedisWakeUps:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._callback: WakeUp | None = None
+        # Announcements leave from their own thread, so a slow or unreachable Redis never holds up a turn.
+        self._queue: queue.Queue[str] = queue.Queue(maxsize=1000)
+        self._sender: threading.Thread | None = None
 
     @classmethod
     def from_url(cls, url: str, channel: str, *, timeout: float = 2.0) -> RedisWakeUps:
@@ -99,19 +103,33 @@ class RedisWakeUps:
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="wakeups", daemon=True)
         self._thread.start()
+        self._sender = threading.Thread(target=self._send_loop, name="wakeups-send", daemon=True)
+        self._sender.start()
 
     def announce(self, instance_id: str, timer: str | None) -> None:
-        message = json.dumps({"s": self.sender, "i": instance_id, "t": timer})
+        """Queues the announcement (never blocks); past 1,000 waiting, new ones are dropped (hints only)."""
         try:
-            self.client.publish(self.channel, message)
-            self.announced += 1
-        except RedisError as exc:  # a hint lost: others re-check on their own while we are unhealthy
-            log.debug("wake-up for %s not announced: %s", instance_id, exc)
+            self._queue.put_nowait(json.dumps({"s": self.sender, "i": instance_id, "t": timer}))
+        except queue.Full:
+            log.debug("wake-up for %s dropped: Redis is not taking announcements", instance_id)
+
+    def _send_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                message = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                self.client.publish(self.channel, message)
+                self.announced += 1
+            except (RedisError, OSError) as exc:  # a hint lost: waiters elsewhere re-check on their own
+                log.debug("wake-up not announced: %s", exc)
 
     def close(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=3)
+        for thread in (self._thread, self._sender):
+            if thread is not None:
+                thread.join(timeout=3)
         self.client.close()
 
     # -- the listening thread -----------------------------------------------------------------------
