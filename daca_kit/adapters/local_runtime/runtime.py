@@ -234,9 +234,8 @@ class LocalRuntime:
         consumed: list[int] = []
         grew: list[bool] = []
         outcome = self.engine.execute(state, events, consumed, grew)
-        expected_version = (
-            state.version
-        )  # after a checkpoint (see `ReplayEngine._checkpoint`) the instance is stored
+        # After a checkpoint (see `ReplayEngine._checkpoint`) the instance is stored already.
+        expected_version = state.version
         state.updated_at = self.clock()
         if outcome == "waiting" and expected_version is not None and not consumed and not grew:
             self.waiters.publish(state)
