@@ -10,8 +10,8 @@ the shared port and on a private loopback port; the others relay the UI's paths 
 (`daca_kit.web.relay`), because a Gradio session must stay in one process.
 
 A worker that dies is started again (its pending reviews are in the database meanwhile, and the others
-serve REST); a worker that fails within its first seconds stops the whole app with its exit status, since
-that is a setting or a service to fix, not a crash to retry. SIGTERM or SIGINT stops them all.
+serve REST); a worker that exits with an error within its first seconds stops the whole app with its exit
+status, since that is a setting or a service to fix, not a crash to retry. SIGTERM or SIGINT stops them all.
 """
 
 from __future__ import annotations
@@ -106,23 +106,40 @@ def serve_workers(settings: Settings, *, with_ui: bool = True, log_level: str = 
         flush=True,
     )
     workers = {i: (start(i), time.monotonic()) for i in range(count)}
+    starts = dict.fromkeys(workers, 1)  # how often each worker was started
+    quick = dict.fromkeys(workers, 0)  # its failures in a row, each soon after its start
+    due: dict[int, float] = {}  # workers to start again, and when
     status = 0
     try:
         while not stopping:
             time.sleep(0.2)
+            for index, when in list(due.items()):
+                if time.monotonic() >= when:
+                    del due[index]
+                    workers[index] = (start(index), time.monotonic())
+                    starts[index] += 1
             for index, (proc, started) in list(workers.items()):
-                if proc.is_alive() or stopping:
+                if index in due or proc.is_alive() or stopping:
                     continue
                 code = proc.exitcode or 0
-                if time.monotonic() - started < START_GRACE and code != 0:
+                soon = time.monotonic() - started < START_GRACE
+                # The first start exited by itself with an error: a setting or a service to fix, not a
+                # crash to retry (a signal, such as SIGKILL from the OOM killer, is a crash).
+                if starts[index] == 1 and soon and code > 0:
                     log.error("worker %d failed to start (exit status %s); stopping", index, code)
-                    status = code if code > 0 else 1
+                    status = code
                     stopping.append(0)
                     break
+                quick[index] = quick[index] + 1 if soon else 0
+                wait = min(2.0 ** quick[index], 30.0) if quick[index] else 0.0  # a failing one, ever slower
                 log.warning(
-                    "worker %d (pid %s) ended with status %s; starting it again", index, proc.pid, code
+                    "worker %d (pid %s) ended with status %s; starting it again in %.0f s",
+                    index,
+                    proc.pid,
+                    code,
+                    wait,
                 )
-                workers[index] = (start(index), time.monotonic())
+                due[index] = time.monotonic() + wait
     finally:
         for proc, _ in workers.values():
             if proc.is_alive() and proc.pid is not None:

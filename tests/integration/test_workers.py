@@ -4,6 +4,7 @@ Gradio UI (worker 0's) reachable through either, and SQLite refused with what to
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -84,3 +85,46 @@ def test_several_workers_on_sqlite_are_refused_with_what_to_set(tmp_path: Path) 
     assert "WEB_CONCURRENCY=2 needs a database that all worker processes share" in done.stderr
     assert "DATABASE_URL=postgresql://" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow  # starts two workers, kills one and waits for its successor
+def test_a_killed_worker_is_started_again_and_its_pending_reviews_are_served_meanwhile(
+    tmp_path: Path, pg_url: str, redis_url: str
+) -> None:
+    env = {"DATABASE_URL": pg_url, "REDIS_URL": redis_url, "WEB_CONCURRENCY": "2"}
+    with AppProcess(tmp_path, env=env, startup_timeout=90) as app:  # REST only: both workers alike
+        app.start()
+        pids: set[int] = set()
+        deadline = time.monotonic() + 60
+        while len(pids) < 2 and time.monotonic() < deadline:
+            pids |= _worker_pids(app)
+        assert len(pids) == 2, pids
+        with app.client() as rest:
+            ids = []
+            for n in range(6):
+                sent = rest.post("/chat/?wait=0", json={"user_id": "gus", "text": f"urgent: case {n}"})
+                assert sent.status_code == 202, sent.text
+                ids.append(sent.json()["instance_id"])
+        victim = min(pids)
+        os.kill(victim, signal.SIGKILL)
+        time.sleep(1.0)  # gone (a request it had accepted would be lost with it, as in any crash)
+
+        # the other worker answers meanwhile, with every review still pending
+        def pending() -> list[str]:
+            with httpx.Client(base_url=app.base_url, trust_env=False, timeout=10) as client:
+                return [r["instance_id"] for r in client.get("/reviews", auth=app.reviewer_auth).json()]
+
+        assert sorted(pending()) == sorted(ids)
+        deadline = time.monotonic() + 60
+        now: set[int] = set()
+        while not (len(now) == 2 and victim not in now) and time.monotonic() < deadline:
+            now = _worker_pids(app, requests=20)
+        assert len(now) == 2 and victim not in now, now  # its successor serves beside the survivor
+        with app.client() as rest:
+            for instance_id in ids:
+                decided = rest.post(
+                    f"/reviews/{instance_id}", json={"approved": True}, auth=app.reviewer_auth
+                )
+                assert decided.status_code == 200, decided.text
+                assert rest.get(f"/chat/{instance_id}?wait=10").json()["status"] == "completed"
+            assert len(rest.get("/conversations/gus", headers=app.admin_headers).json()) == 6
