@@ -16,7 +16,7 @@ import hashlib
 import logging
 from typing import TYPE_CHECKING, TypedDict
 
-from daca_kit.adapters.inprocess import InProcessEventBus, InProcessWakeUps
+from daca_kit.adapters.inprocess import InProcessEventBus, InProcessReplyChannel, InProcessWakeUps
 from daca_kit.adapters.local_runtime import LocalRuntime
 from daca_kit.adapters.offline import OfflineReplyModel
 from daca_kit.adapters.sql import SqlCounters, SqlDatabase, backend_kind, open_stores
@@ -72,7 +72,9 @@ def build_bus(settings: Settings) -> tuple[EventBus, PushedEvents | None]:
 
 
 def build_model(settings: Settings) -> ReplyModel:
-    return service_model(settings) or OfflineReplyModel(delay=settings.offline_delay)
+    return service_model(settings) or OfflineReplyModel(
+        delay=settings.offline_delay, chunk_delay=settings.offline_chunk_delay
+    )
 
 
 def build_wakeups(settings: Settings) -> WakeUps:
@@ -161,7 +163,11 @@ def bootstrap(
         max_wait=settings.review_timeout.total_seconds(),
     )
     activities = TurnActivities(
-        conversations=stores.conversations, reviews=stores.reviews, counters=counters, model=model
+        conversations=stores.conversations,
+        reviews=stores.reviews,
+        counters=counters,
+        model=model,
+        replies=InProcessReplyChannel(),  # reply pieces for streaming requests (daca_kit.core.streaming)
     )
     wakeups = build_wakeups(settings) if runtime is None and settings.runtime == "local" else None
     return Kit(

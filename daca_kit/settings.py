@@ -95,6 +95,13 @@ class Settings(BaseSettings):
     offline_delay: float = Field(
         0.0, ge=0, le=60, validation_alias=AliasChoices("DACA_OFFLINE_DELAY", "offline_delay")
     )
+    # ...and its pace: seconds before each word, streamed or not (the first word comes after both delays).
+    offline_chunk_delay: float = Field(
+        0.0,
+        ge=0,
+        le=5,
+        validation_alias=AliasChoices("DACA_OFFLINE_CHUNK_DELAY", "offline_chunk_delay"),
+    )
     runtime: Literal["local", "dapr"] = Field(
         "local", validation_alias=AliasChoices("DACA_RUNTIME", "runtime")
     )

@@ -7,9 +7,16 @@ a reply may take, retries included, and each attempt gets only the time left (a 
 answering costs a chat turn GEMINI_TIMEOUT, not one timeout per attempt). Every failure leaves as a
 `ModelError` whose message says which setting to change; the API key never appears in a message or a log line.
 
+`stream` asks for the same reply through `generate_content_stream` (REST `:streamGenerateContent?alt=sse`,
+Server-Sent Events, as google-genai's `models.py` sends it) and hands each piece on as it arrives
+(`gemini_stream`). It retries like `generate` until the first piece has been handed on; a stream that breaks
+off after that fails the reply (a retry would repeat what the listener already has). GEMINI_TIMEOUT bounds
+the whole stream, not only the wait for each piece.
+
 Usage:
     model = GeminiReplyModel(api_key, DEFAULT_GEMINI_MODEL)
     reply = model.generate(ReplyRequest(user_id="u1", text="Hello", message_count=3))
+    reply = model.stream(request, lambda piece: print(piece, end=""))
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from daca_kit.adapters.gemini_stream import read_reply_stream
 from daca_kit.adapters.network import chain_text, elapsed_ms, looks_tls, reach, unreachable
 from daca_kit.core.models import Backend, Reply, ReplyRequest, RoundTrip
 from daca_kit.errors import AUTH, MISSING, TLS, BackendError, ConfigError, ModelError
@@ -132,16 +140,37 @@ class GeminiReplyModel:
         contents = self._contents(request)
 
         def attempt(seconds_left: float) -> types.GenerateContentResponse:
-            config = types.GenerateContentConfig(
-                system_instruction=instruction,
-                # No tools are passed; turning automatic function calling off also keeps the SDK quiet.
-                automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
-                http_options=types.HttpOptions(timeout=max(1, round(seconds_left * 1000))),  # milliseconds
-            )
+            config = self._config(instruction, seconds_left)
             return self._client.models.generate_content(model=self.model, contents=contents, config=config)
 
         response, attempts = self._with_retries(attempt)
-        text = (response.text or "").strip()
+        return self._reply(response.text or "", response, attempts)
+
+    def stream(self, request: ReplyRequest, on_chunk: Callable[[str], None]) -> Reply:
+        """`generate`, handing on each piece of the reply as Gemini sends it (see the module docstring)."""
+        instruction = self._system_instruction(request)
+        contents = self._contents(request)
+        pieces: list[str] = []
+
+        def attempt(seconds_left: float) -> types.GenerateContentResponse | None:
+            config = self._config(instruction, seconds_left)
+            chunks = self._client.models.generate_content_stream(
+                model=self.model, contents=contents, config=config
+            )
+            return read_reply_stream(
+                chunks,
+                pieces,
+                on_chunk,
+                deadline=time.monotonic() + seconds_left,
+                timeout=self._timeout,
+                translate=lambda exc: self._translate(exc, attempts=1),
+            )
+
+        last, attempts = self._with_retries(attempt)
+        return self._reply("".join(pieces), last, attempts)
+
+    def _reply(self, text: str, response: types.GenerateContentResponse | None, attempts: int) -> Reply:
+        text = text.strip()
         if not text:
             raise ModelError(self._empty_reply_sentence(response))
         logger.debug("Gemini model %s replied after %d attempt(s)", self.model, attempts)
@@ -150,6 +179,15 @@ class GeminiReplyModel:
             model=self.name,
             offline=False,
             metadata={"model": self.model, "attempts": attempts},
+        )
+
+    @staticmethod
+    def _config(instruction: str, seconds_left: float) -> types.GenerateContentConfig:
+        return types.GenerateContentConfig(
+            system_instruction=instruction,
+            # No tools are passed; turning automatic function calling off also keeps the SDK quiet.
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+            http_options=types.HttpOptions(timeout=max(1, round(seconds_left * 1000))),  # milliseconds
         )
 
     def ping(self) -> None:
@@ -327,7 +365,9 @@ class GeminiReplyModel:
         return "api key" in (exc.message or "").lower()
 
     @staticmethod
-    def _empty_reply_sentence(response: types.GenerateContentResponse) -> str:
+    def _empty_reply_sentence(response: types.GenerateContentResponse | None) -> str:
+        if response is None:
+            return "Gemini returned an empty reply: try again."
         feedback = response.prompt_feedback
         if feedback is not None and feedback.block_reason is not None:
             reason = getattr(feedback.block_reason, "value", feedback.block_reason)

@@ -1,8 +1,10 @@
-"""The embedded event bus: delivers events to subscribers in the publishing thread.
+"""In-process channels: the embedded event bus, and the side channel that carries reply pieces.
 
     bus = InProcessEventBus(); bus.subscribe("messages", handler, consumer="analytics")
+    replies = InProcessReplyChannel(); replies.open(instance_id, on_piece); ...; replies.close(instance_id)
 
-A handler that raises makes `publish` raise BusError, so the outbox keeps the event and retries it.
+A bus handler that raises makes `publish` raise BusError, so the outbox keeps the event and retries it.
+A reply listener that raises loses only its own pieces: the turn goes on (see `ReplyChannel`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from daca_kit.core.models import Backend
@@ -87,3 +90,34 @@ class InProcessWakeUps:
 
     def close(self) -> None:
         """Nothing to close."""
+
+
+class InProcessReplyChannel:
+    """`ReplyChannel` inside this process: one listener per instance id, called in the publishing thread."""
+
+    def __init__(self) -> None:
+        self._listeners: dict[str, Callable[[str], None]] = {}
+        self._lock = threading.Lock()
+
+    def open(self, instance_id: str, listener: Callable[[str], None]) -> None:
+        with self._lock:
+            self._listeners[instance_id] = listener
+
+    def close(self, instance_id: str) -> None:
+        with self._lock:
+            self._listeners.pop(instance_id, None)
+
+    def listening(self, instance_id: str) -> bool:
+        with self._lock:
+            return instance_id in self._listeners
+
+    def publish(self, instance_id: str, text: str) -> None:
+        with self._lock:
+            listener = self._listeners.get(instance_id)
+        if listener is None:
+            return
+        try:
+            listener(text)
+        except Exception:  # noqa: BLE001 - a listener's failure must not fail the turn it listens to
+            log.exception("reply listener of %s failed; its further pieces are dropped", instance_id)
+            self.close(instance_id)

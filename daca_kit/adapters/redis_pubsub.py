@@ -21,10 +21,12 @@ import threading
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.maint_notifications import MaintNotificationsConfig
+from redis.retry import Retry
 
-from daca_kit.adapters.redis import CommandMeter, describe_redis_url, meter_connections
+from daca_kit.adapters.redis import describe_redis_url
 from daca_kit.core.clock import new_id
 from daca_kit.core.models import Backend
 from daca_kit.core.ports import WakeUp
@@ -51,8 +53,10 @@ class RedisWakeUps:
         self.backoff_max = backoff_max
         self.backend = Backend("redis", label, "Redis pub/sub")
         self.announced = 0
-        self.meter = CommandMeter()  # every command its connections send, the subscription's included
-        meter_connections(client.connection_pool, self.meter)
+        self.subscribed = 0  # subscriptions confirmed so far (1 + reconnections)
+        options = client.connection_pool.connection_kwargs
+        # Each connection's handshake on RESP2: AUTH when there is a password, SELECT for a database but 0.
+        self._handshake = int(bool(options.get("password"))) + int(bool(options.get("db")))
         self.received = 0
         self._healthy = False
         self._stop = threading.Event()
@@ -78,6 +82,8 @@ class RedisWakeUps:
             socket_keepalive=True,
             socket_keepalive_options=keepalive,
             health_check_interval=300,
+            # No retry inside redis-py: the listening loop reconnects and re-subscribes itself.
+            retry=Retry(NoBackoff(), 0),
             # The counters' lean handshake (RESP2: no HELLO, no CLIENT SETINFO or MAINT_NOTIFICATIONS):
             # every command is billed on Upstash.
             protocol=2,
@@ -90,9 +96,11 @@ class RedisWakeUps:
 
     @property
     def calls(self) -> int:
-        """Redis commands sent so far: a PUBLISH per announcement, and the subscription's own
-        (connecting, SUBSCRIBE, a PING every 5 minutes)."""
-        return self.meter.count
+        """Redis commands the server ran for the wake-ups: each PUBLISH that it answered, and each
+        subscription it confirmed, with its connection's handshake (the publishing connections' handshakes
+        and the listening connection's PING every 5 minutes are left out). Counted on the answer, so a
+        command lost with its connection is not."""
+        return self.announced + self.subscribed * (1 + self._handshake)
 
     @property
     def healthy(self) -> bool:
@@ -141,6 +149,7 @@ class RedisWakeUps:
                 pubsub.subscribe(self.channel)
                 pubsub.get_message(timeout=2.0)  # the subscription's confirmation: now we hear everything
                 self._healthy, delay = True, 0.2
+                self.subscribed += 1
                 log.info("listening for wake-ups on Redis channel %s", self.channel)
                 self._deliver(None, None)  # re-read whatever was announced while we were not listening
                 while not self._stop.is_set():

@@ -2,7 +2,8 @@
 
 `ports` declares the interfaces (one store per aggregate, counters, the event bus, the reply model, the
 workflow runtime) and `models` the records that cross them; `workflow` is the chat turn, written once in
-Dapr Workflow style, and `activities` its I/O; `kit` is the service layer every face calls; `outbox`,
+Dapr Workflow style, and `activities` its I/O; `kit` is the service layer every face calls, and
+`streaming` runs a turn whose reply reaches its caller piece by piece; `outbox`,
 `analytics`, `ratelimit`, `usage`, `health` (what /health reports), `validation` and `clock` are its
 helpers. Core imports only the
 standard library, `daca_kit.settings` and `daca_kit.errors`: no database, broker, web or UI library, and

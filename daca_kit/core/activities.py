@@ -6,6 +6,10 @@
 Each activity takes (ctx, input) like Dapr's and returns a JSON-serialisable value, so a runtime can
 record it in the workflow's history and replay it. Activities are idempotent per instance: a replayed
 `store_turn` or `request_review` finds its row and writes nothing twice.
+
+While someone listens to a turn on the reply channel (`ReplyChannel`, keyed by `ctx.workflow_id`),
+`generate_reply` streams the reply and publishes its pieces there as they are written; what it returns,
+and so what is recorded and replayed, is still the whole reply.
 """
 
 from __future__ import annotations
@@ -14,8 +18,15 @@ import logging
 from typing import Any
 
 from daca_kit.core.clock import as_utc, iso, parse_iso, utcnow
-from daca_kit.core.models import HistoryTurn, ReplyRequest
-from daca_kit.core.ports import ConversationStore, Counters, ReplyModel, ReviewStore
+from daca_kit.core.models import HistoryTurn, Reply, ReplyRequest
+from daca_kit.core.ports import (
+    ConversationStore,
+    Counters,
+    ReplyChannel,
+    ReplyModel,
+    ReviewStore,
+    StreamingReplyModel,
+)
 from daca_kit.core.workflow import MESSAGES_TOPIC, REVIEW_TOPIC, cloud_event
 from daca_kit.errors import BackendError, DacaError
 
@@ -32,11 +43,13 @@ class TurnActivities:
         reviews: ReviewStore,
         counters: Counters,
         model: ReplyModel,
+        replies: ReplyChannel | None = None,
     ) -> None:
         self.conversations = conversations
         self.reviews = reviews
         self.counters = counters
         self.model = model
+        self.replies = replies
         # The outcome of the latest model call, for /health (probing Gemini would spend free-tier quota).
         self.model_error: str | None = None
 
@@ -61,7 +74,7 @@ class TurnActivities:
     def load_history(self, _ctx: Any, data: dict[str, Any]) -> list[list[str]]:
         return [[t.message, t.reply] for t in self.conversations.history(data["user_id"], int(data["limit"]))]
 
-    def generate_reply(self, _ctx: Any, data: dict[str, Any]) -> dict[str, Any]:
+    def generate_reply(self, ctx: Any, data: dict[str, Any]) -> dict[str, Any]:
         request = ReplyRequest(
             user_id=data["user_id"],
             text=data["text"],
@@ -69,7 +82,7 @@ class TurnActivities:
             history=[HistoryTurn(message=m, reply=r) for m, r in data.get("history") or []],
         )
         try:
-            reply = self.model.generate(request)
+            reply = self._generate(str(getattr(ctx, "workflow_id", "") or ""), request)
         except DacaError as exc:
             log.warning("reply model failed: %s", exc)
             self.model_error = str(exc)
@@ -78,6 +91,18 @@ class TurnActivities:
         if not reply.text.strip():
             return {"error": "The reply model returned an empty reply; the message was not answered."}
         return {"text": reply.text, "model": reply.model, "offline": reply.offline}
+
+    def _generate(self, instance_id: str, request: ReplyRequest) -> Reply:
+        """The model's reply; streamed to the reply channel while someone listens to this turn."""
+        replies = self.replies
+        if (
+            replies is None
+            or not instance_id
+            or not isinstance(self.model, StreamingReplyModel)
+            or not replies.listening(instance_id)
+        ):
+            return self.model.generate(request)
+        return self.model.stream(request, lambda text: replies.publish(instance_id, text))
 
     def request_review(self, _ctx: Any, data: dict[str, Any]) -> bool:
         event_id = f"{data['instance_id']}:HumanReviewRequired"

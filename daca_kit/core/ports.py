@@ -62,6 +62,37 @@ class ReplyModel(Metered, Protocol):
 
 
 @runtime_checkable
+class StreamingReplyModel(ReplyModel, Protocol):
+    """A reply model that can hand on its reply as it is written (Gemini, offline)."""
+
+    def stream(self, request: ReplyRequest, on_chunk: Callable[[str], None]) -> Reply:
+        """Calls `on_chunk(text)` for each piece as it arrives, then returns the whole reply (what
+        `generate` would return). Raises `ModelError`; a failure after the first piece is not retried."""
+        ...
+
+
+class ReplyChannel(Protocol):
+    """The side channel that carries a reply's pieces, keyed by the turn's instance id, from the model
+    activity to whoever waits for the turn (a streaming request, a Chat tab session).
+
+    It is not the record: the workflow records the whole reply as the activity's result, so a listener
+    that leaves early, or pieces nobody hears, change nothing about the turn. The in-process channel
+    reaches listeners in the process that runs the model activity, which on the local runtime is the
+    process that started a turn (a turn that needs no reviewer runs in its caller's thread).
+    """
+
+    def open(self, instance_id: str, listener: Callable[[str], None]) -> None: ...
+
+    def close(self, instance_id: str) -> None: ...
+
+    def listening(self, instance_id: str) -> bool: ...
+
+    def publish(self, instance_id: str, text: str) -> None:
+        """Hands `text` to the instance's listener, if one is open (otherwise it is dropped)."""
+        ...
+
+
+@runtime_checkable
 class Counters(Metered, Protocol):
     """Per-user message counters (key `message_count:{user_id}` on Redis). Raises CountersError."""
 

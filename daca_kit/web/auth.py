@@ -246,7 +246,7 @@ def peer_of(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def get_auth(request: Request) -> Auth:
+async def get_auth(request: Request) -> Auth:  # async: no thread-pool round trip (see get_kit)
     return request.app.state.auth  # type: ignore[no-any-return]
 
 

@@ -47,16 +47,17 @@ class LiveApp:
 
 
 @contextmanager
-def serve_live(settings: Any) -> Iterator[LiveApp]:
-    """The app of `settings` under uvicorn in a thread on a free loopback port, until the block ends."""
+def serve_live(settings: Any, *, with_ui: bool = True, **ports: Any) -> Iterator[LiveApp]:
+    """The app of `settings` under uvicorn in a thread on a free loopback port, until the block ends;
+    `ports` go to `bootstrap` (a fake model, say), `with_ui=False` serves the REST API alone."""
     import uvicorn
 
     from daca_kit.web.server import build_app
 
     password = settings.reviewer_password.get_secret_value()
-    kit = bootstrap(settings).start()
+    kit = bootstrap(settings, **ports).start()
     try:
-        app = build_app(kit, auth=Auth.from_settings(settings, kit.stores.keys))
+        app = build_app(kit, auth=Auth.from_settings(settings, kit.stores.keys), with_ui=with_ui)
         port = free_port()
         server = uvicorn.Server(
             uvicorn.Config(

@@ -21,6 +21,7 @@ import pytest
 from daca_kit.adapters.dapr.workflow import DaprWorkflowRuntime
 from daca_kit.bootstrap import bootstrap
 from daca_kit.core.kit import Kit
+from daca_kit.core.streaming import StreamEvent, stream_turn
 from daca_kit.core.workflow import REJECTED_REPLY, TIMED_OUT_REPLY
 from daca_kit.errors import AlreadyDecided
 from daca_kit.settings import Settings
@@ -99,6 +100,18 @@ def test_a_plain_turn_completes_and_is_counted_once(dapr_kit: Kit, sidecar: Dapr
     deliver_published(dapr_kit, sidecar)  # a redelivery does not count twice
     assert dapr_kit.message_count("alice") == 1
     assert [e[1] for e in sidecar.published] == ["messages"]
+
+
+def test_a_streaming_turn_hears_its_pieces_from_the_engines_activity(dapr_kit: Kit) -> None:
+    """The engine hands the model activity to this process's worker: its pieces reach the caller, and the
+    engine records the whole reply."""
+    events: list[StreamEvent] = []
+    stream_turn(dapr_kit, events.append, "alice", "Hello, stream over gRPC")
+    *tokens, done = events
+    assert done.kind == "done" and tokens and {e.kind for e in tokens} == {"token"}
+    assert "".join(e.data["text"] for e in tokens) == done.data["reply"]
+    state = dapr_kit.runtime.get(done.data["metadata"]["instance_id"])
+    assert state is not None and (state.output or {})["reply"] == done.data["reply"]
 
 
 def test_a_sensitive_turn_waits_then_an_approval_with_an_edit_completes_it(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
+from daca_kit.adapters.offline import words
 from daca_kit.core.models import Backend, Reply, ReplyRequest
 from daca_kit.core.ports import Handler
 from daca_kit.errors import BusError, CountersError, ModelError
@@ -100,7 +102,8 @@ class FakeEventBus:
 
 
 class FakeReplyModel:
-    """Replies "reply #n to <text>"; `fail_with` makes it raise; records every request."""
+    """Replies "reply #n to <text>"; `fail_with` makes it raise; records every request. `stream` hands the
+    same reply on word by word (`StreamingReplyModel`)."""
 
     name = "fake-model"
     backend = Backend("fake", "fake-model", "fake model (tests)", embedded=True)
@@ -116,6 +119,12 @@ class FakeReplyModel:
         if self.fail_with is not None:
             raise self.fail_with
         return Reply(text=f"reply #{len(self.requests)} to {request.text}", model=self.name)
+
+    def stream(self, request: ReplyRequest, on_chunk: Callable[[str], None]) -> Reply:
+        reply = self.generate(request)
+        for piece in words(reply.text):
+            on_chunk(piece)
+        return reply
 
     def ping(self) -> None:
         pass

@@ -1,7 +1,9 @@
 """A local HTTP server that speaks enough of the Gemini REST API for `google-genai`.
 
-It serves `POST /{api_version}/models/{model}:generateContent` and `GET /{api_version}/models/{model}`
-on 127.0.0.1 (any version segment: the SDK uses `v1` by default since 3.0, `v1beta` before), checks the
+It serves `POST /{api_version}/models/{model}:generateContent`, its streaming twin
+`POST .../models/{model}:streamGenerateContent?alt=sse` (what `generate_content_stream` sends: the reply
+as Server-Sent Events, one `data: {GenerateContentResponse}` per piece, word by word, `chunk_delay`
+seconds apart) and `GET /{api_version}/models/{model}` on 127.0.0.1 (any version segment: the SDK uses `v1` by default since 3.0, `v1beta` before), checks the
 `x-goog-api-key` header, and answers unknown models with Google's 404 NOT_FOUND error JSON.
 
 A wrong key gets what the real service sends: 400 INVALID_ARGUMENT with reason API_KEY_INVALID
@@ -10,10 +12,13 @@ A wrong key gets what the real service sends: 400 INVALID_ARGUMENT with reason A
 Scripting: `stub.plan(...)` queues what the next requests get, one step per request, in order; when the
 queue is empty the stub answers normally. A step is an HTTP status (`429`, `500`, `503`, `200`...),
 `"timeout"` (holds the request for `hold_seconds`, longer than a short client timeout), `"empty"`
-(a candidate with no parts), `"blocked"` (promptFeedback.blockReason SAFETY, no candidates), or a
+(a candidate with no parts), `"blocked"` (promptFeedback.blockReason SAFETY, no candidates),
+`"break"` (a stream that sends its first `break_after` pieces, then closes the connection), `"stall"`
+(one that sends them, then holds the connection silent for `hold_seconds`), or a
 dict (sent as the JSON body with status 200).
 
-Every request is recorded in `stub.requests` (method, path, headers with lower-case names, JSON body).
+Every request is recorded in `stub.requests` (method, path, query, headers with lower-case names, JSON
+body), and each streamed piece in `stub.sent` (text, `time.monotonic()` when it was written).
 A normal reply echoes the last user message: "stub reply to: <text>".
 
 Usage:
@@ -26,6 +31,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -60,6 +66,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: Any = None
+    query: str = ""
 
     def texts(self) -> list[str]:
         """Every text part of a generateContent body, system instruction first, then contents in order."""
@@ -87,6 +94,9 @@ class _State:
     models: set[str]
     wrong_key_status: int
     hold_seconds: float
+    chunk_delay: float = 0.0
+    break_after: int = 2
+    sent: list[tuple[str, float]] = field(default_factory=list)
     planned: deque[Step] = field(default_factory=deque)
     requests: list[RecordedRequest] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -164,19 +174,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, body: Any) -> None:
         state = self.state
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         recorded = RecordedRequest(
             method=self.command,
             path=path,
             headers={name.lower(): value for name, value in self.headers.items()},
             body=body,
+            query=query,
         )
         with state.lock:
             state.requests.append(recorded)
 
         match = _PATH.match(path)
         method = match.group("method") if match else None
-        if not match or (self.command, method) not in (("GET", None), ("POST", ":generateContent")):
+        allowed = (("GET", None), ("POST", ":generateContent"), ("POST", ":streamGenerateContent"))
+        if not match or (self.command, method) not in allowed:
             self._send(404, google_error(404, f"Method not found: {self.command} {path}."))
             return
 
@@ -222,7 +234,9 @@ class _Handler(BaseHTTPRequestHandler):
             # Hold the request past the client's timeout; the wait ends early when the stub stops.
             state.stopping.wait(state.hold_seconds)
             step = 200
-        if isinstance(step, dict):
+        if method == ":streamGenerateContent" and step in (200, "break", "stall"):
+            self._stream(f"stub reply to: {recorded.last_user_text()}", model, cut=step)
+        elif isinstance(step, dict):
             self._send(200, step)
         elif step == "empty":
             self._send(
@@ -257,6 +271,38 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(step, google_error(step, message))
         else:
             raise ValueError(f"unknown planned step {step!r}")
+
+    def _stream(self, text: str, model: str, *, cut: Step) -> None:
+        """The reply as Server-Sent Events over chunked transfer encoding, one word per event."""
+        state = self.state
+        pieces = re.findall(r"\S+\s*", text)
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for n, piece in enumerate(pieces):
+                if cut == "stall" and n == state.break_after:
+                    state.stopping.wait(state.hold_seconds)  # a route that went silent mid-reply
+                if cut == "break" and n == state.break_after:
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(2)  # mid-reply, without the chunked body's end
+                    return
+                if n and state.chunk_delay:
+                    state.stopping.wait(state.chunk_delay)
+                last = n == len(pieces) - 1
+                event = text_response(piece, model, finish_reason="STOP" if last else "")
+                if not last:
+                    del event["candidates"][0]["finishReason"]
+                data = f"data: {json.dumps(event)}\r\n\r\n".encode()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+                with state.lock:
+                    state.sent.append((piece, time.monotonic()))
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up
 
     def _send(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()
@@ -295,12 +341,16 @@ class GeminiStub:
         *,
         wrong_key_status: int = 400,
         hold_seconds: float = 3.0,
+        chunk_delay: float = 0.0,
+        break_after: int = 2,
     ) -> None:
         self._state = _State(
             api_key=api_key,
             models=set(models),
             wrong_key_status=wrong_key_status,
             hold_seconds=hold_seconds,
+            chunk_delay=chunk_delay,
+            break_after=break_after,
         )
         handler = type("GeminiStubHandler", (_Handler,), {"state": self._state})
         self._server: _Server | None = _Server(("127.0.0.1", 0), handler)
@@ -316,6 +366,12 @@ class GeminiStub:
     def requests(self) -> list[RecordedRequest]:
         with self._state.lock:
             return list(self._state.requests)
+
+    @property
+    def sent(self) -> list[tuple[str, float]]:
+        """Streamed pieces so far: (text, time.monotonic() when written)."""
+        with self._state.lock:
+            return list(self._state.sent)
 
     def plan(self, *steps: Step) -> None:
         """Queues what the next requests get (one step per request, after the key and model checks)."""

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from daca_kit.adapters.dapr.workflow import DaprWorkflowRuntime
+from daca_kit.adapters.inprocess import InProcessReplyChannel
 from daca_kit.adapters.sql import open_stores
 from daca_kit.bootstrap import bootstrap
 from daca_kit.core.activities import TurnActivities
@@ -43,14 +44,24 @@ def engine_kit(settings_factory: Any) -> Iterator[tuple[Kit, EngineWorkflowClien
     store = open_stores(settings.database_url)
     counters, bus, llm = FakeCounters(), FakeEventBus(), FakeReplyModel()
     activities = TurnActivities(
-        conversations=store.conversations, reviews=store.reviews, counters=counters, model=llm
-    ).as_dict()
+        conversations=store.conversations,
+        reviews=store.reviews,
+        counters=counters,
+        model=llm,
+        replies=InProcessReplyChannel(),
+    )
     client = EngineWorkflowClient()
     runtime = DaprWorkflowRuntime(
-        {WORKFLOW_NAME: chat_turn}, activities, inbox=store.workflows, client=client, settle_timeout=5
+        {WORKFLOW_NAME: chat_turn},
+        activities.as_dict(),
+        inbox=store.workflows,
+        client=client,
+        settle_timeout=5,
     )
     client.registry = engine_registry(runtime)
-    kit = bootstrap(settings, store=store, counters=counters, bus=bus, llm=llm, runtime=runtime).start()
+    kit = bootstrap(settings, store=store, counters=counters, bus=bus, llm=llm, runtime=runtime)
+    kit.activities = activities  # the ones the runtime runs (reply channel and model health included)
+    kit.start()
     yield kit, client
     kit.close()
 

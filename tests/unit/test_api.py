@@ -190,7 +190,8 @@ def test_every_route_documents_its_response_schema(client) -> None:
     for path, methods in spec["paths"].items():
         for method, operation in methods.items():
             done = operation["responses"].get("200") or operation["responses"].get("201") or {}
-            ok = done.get("content", {}).get("application/json", {})
+            content = done.get("content", {})
+            ok = content.get("application/json") or content.get("text/event-stream") or {}
             if not ok.get("schema") or ok["schema"] == {}:
                 missing.append(f"{method.upper()} {path}")
     assert missing == []

@@ -15,6 +15,7 @@ per call (the app's DACA_OFFLINE_DELAY) to emulate a remote model. Results go to
     load.py       the load generator, percentiles, backend calls from GET /usage
     raw.py        the raw-stack reference server (one SELECT, INSERT, Redis INCR, confirmed publish)
     scenarios.py  embedded, real, raw, history, reviews; scratch Postgres database and RabbitMQ vhost
+    streaming.py  time to first token, POST /chat/stream vs POST /chat/ (--chunk-delay paces the model)
     report.py     targets, the text table, the chart
     cli.py        the options and `main(argv)`
 """

@@ -20,6 +20,14 @@ from typing import Any
 from daca_kit.ops.bench.load import measure
 from daca_kit.ops.bench.report import chart, table, targets
 from daca_kit.ops.bench.scenarios import SCENARIOS, run_scenarios
+from daca_kit.ops.bench.streaming import (
+    STREAMING,
+    run_streaming,
+    streaming_table,
+    streaming_targets,
+)
+
+ALL_SCENARIOS = (*SCENARIOS, STREAMING)
 
 # Options that are not part of the measurement (or would put a password in the report).
 _NOT_CONFIG = ("scenario_list", "postgres_admin", "database_url", "redis_url", "amqp_url")
@@ -31,7 +39,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Benchmark the app on loopback next to a raw-stack reference (README: Benchmark).",
     )
     parser.add_argument(
-        "--scenarios", default=",".join(SCENARIOS), help=f"comma list of {', '.join(SCENARIOS)}"
+        "--scenarios", default=",".join(ALL_SCENARIOS), help=f"comma list of {', '.join(ALL_SCENARIOS)}"
     )
     parser.add_argument("--url", help="drive an already running app instead (load only)")
     parser.add_argument("--users", type=int, default=32, help="concurrent simulated users (default 32)")
@@ -47,6 +55,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=0.0,
         help="seconds the offline model waits per reply (the app's DACA_OFFLINE_DELAY)",
+    )
+    parser.add_argument(
+        "--chunk-delay",
+        type=float,
+        default=0.02,
+        help="streaming scenario: seconds the offline model waits before each word "
+        "(the app's DACA_OFFLINE_CHUNK_DELAY, default 0.02)",
     )
     parser.add_argument("--history-sizes", default="10,1000,100000", help="stored turns per history user")
     parser.add_argument("--history-turns", type=int, default=200, help="turns measured per history user")
@@ -64,13 +79,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     args.scenario_list = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    unknown = set(args.scenario_list) - set(SCENARIOS)
+    unknown = set(args.scenario_list) - set(ALL_SCENARIOS)
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
-    if args.users < 1 or args.turns < 0 or args.max_seconds <= 0 or args.model_delay < 0:
+    if (
+        args.users < 1
+        or args.turns < 0
+        or args.max_seconds <= 0
+        or min(args.model_delay, args.chunk_delay) < 0
+    ):
         parser.error(
             "--users must be at least 1, --turns at least 0, --max-seconds positive "
-            "and --model-delay not negative"
+            "and --model-delay and --chunk-delay not negative"
         )
     return args
 
@@ -116,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             run_scenarios(args, run_id, workdir, load, single, scenarios)
+            if STREAMING in args.scenario_list:
+                scenarios[STREAMING] = run_streaming(args, run_id, workdir)
     except KeyboardInterrupt:
         print("interrupted: writing what was measured", file=sys.stderr)
     finally:
@@ -123,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copy(log_file, out / log_file.name)
         shutil.rmtree(workdir, ignore_errors=True)
     report["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    report["targets"] = targets(scenarios, args)
+    report["targets"] = targets(scenarios, args) + streaming_targets(scenarios)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     text = json.dumps(report, indent=2)
     (out / f"bench-{stamp}.json").write_text(text)
@@ -131,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_chart:
         chart(report, out / "bench.png")
     print(table(report))
+    if STREAMING in scenarios:
+        print(streaming_table(scenarios))
     if any("429" in (part.get("errors") or {}) for part in scenarios.values() if isinstance(part, dict)):
         print(
             "some turns were rate limited (429): start the app with a higher DACA_RATE_LIMIT, e.g. 100000/minute"

@@ -3,10 +3,10 @@
     api = create_api(kit, auth=Auth.from_settings(kit.settings, kit.stores.keys))
     uvicorn.run(api, port=7860)            # daca_kit.web.server mounts the Gradio UI on the same app
 
-chat, conversations, users, analytics, reviews and system hold the routes; schemas their bodies (shown at
-/docs); errors turns the kit's exceptions into HTTP answers; limits caps request bodies on every path and surface
-sets security headers and refuses uploads (for the UI too); events is
-the route Dapr pushes events to. Routes are declared before the UI is mounted at "/", as Gradio requires.
+chat (and chat_stream, its Server-Sent Events twin), conversations, users, analytics, reviews and system
+hold the routes; schemas their bodies (shown at /docs); errors turns the kit's exceptions into HTTP answers;
+limits caps request bodies on every path and surface sets security headers and refuses uploads (for the UI
+too); events is the route Dapr pushes events to. Routes are declared before the UI is mounted at "/", as Gradio requires.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from daca_kit.core.kit import Kit
-from daca_kit.web.api import analytics, chat, conversations, reviews, system, users
+from daca_kit.web.api import analytics, chat, chat_stream, conversations, reviews, system, users
 from daca_kit.web.api.errors import install_error_handlers
 from daca_kit.web.api.events import events_router
 from daca_kit.web.api.limits import BodyLimit
@@ -35,7 +35,7 @@ def create_api(kit: Kit, *, auth: Auth | None = None) -> FastAPI:
     app.state.kit = kit
     app.state.auth = auth or Auth.from_settings(kit.settings, kit.stores.keys)
     install_error_handlers(app)
-    for module in (chat, conversations, users, analytics, reviews, system):
+    for module in (chat, chat_stream, conversations, users, analytics, reviews, system):
         app.include_router(module.router)
     if kit.pushed_events is not None:
         # Dapr delivers subscribed events (components/subscription.yaml) to POST /events/{topic}.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -15,6 +15,14 @@ from daca_kit.web.api.schemas import ChatFailed, ChatPending, ChatReply, ChatReq
 from daca_kit.web.auth import AuthDep, peer_of, require_user
 
 router = APIRouter(prefix="/chat", tags=["chat"])
+
+# How both chat routes (this one and POST /chat/stream) refuse a turn before it starts.
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "A bound user id (`...@daca`, `...@hf`) without its token"},
+    403: {"model": Problem, "description": "Another user's token"},
+    422: {"model": Problem, "description": "Invalid input"},
+    429: {"model": Problem, "description": "Rate limited (Retry-After)"},
+}
 
 
 def turn_response(result: TurnResult) -> JSONResponse:
@@ -43,10 +51,7 @@ def turn_response(result: TurnResult) -> JSONResponse:
     response_model=ChatReply,
     responses={
         202: {"model": ChatPending, "description": "Held for review longer than `wait`"},
-        401: {"model": Problem, "description": "A bound user id (`...@daca`, `...@hf`) without its token"},
-        403: {"model": Problem, "description": "Another user's token"},
-        422: {"model": Problem, "description": "Invalid input"},
-        429: {"model": Problem, "description": "Rate limited (Retry-After)"},
+        **REFUSALS,
         503: {"model": ChatFailed, "description": "The reply model failed"},
     },
 )

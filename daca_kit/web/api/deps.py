@@ -9,7 +9,8 @@ from fastapi import Depends, Request
 from daca_kit.core.kit import Kit
 
 
-def get_kit(request: Request) -> Kit:
+async def get_kit(request: Request) -> Kit:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a round trip per request for a lookup
     return request.app.state.kit  # type: ignore[no-any-return]
 
 

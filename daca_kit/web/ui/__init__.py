@@ -4,7 +4,8 @@
 
 One module per tab, each with the handlers behind its events and a view that lays out its components
 and wires them: chat, review, usage. build_blocks composes them; the pieces they share are watch (which
-turns ended), reviewers (who is signed in), conversation (a chat session and how it is shown), handlers
+turns ended), reviewers (who is signed in), conversation (a chat session and how it is shown), streaming
+(a reply that grows in its bubble while the model writes it), handlers
 (errors as sentences, private events) and text (times and waits). The UI imports core, settings,
 errors and web.auth, never an adapter or ops.
 

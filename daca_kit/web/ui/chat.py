@@ -8,8 +8,10 @@ The user id is bound to the browser: on its first visit the server issues a new 
 what the page sends, so nobody can load another browser's history or write in its name. On a Space with
 Hugging Face sign-in (`hf_oauth: true`), a signed-in visitor chats as `username@hf`.
 
-The tab's timer runs only while a turn waits for a reviewer (or the message count lags), and each tick
-reads a turn only after `TurnWatch` heard that it ended. `chat` and `turn` are the API gradio_client calls.
+A reply grows in its bubble while the model writes it (`daca_kit.web.ui.streaming`); a sensitive message
+shows the waiting bubble instead, and its reply appears once a reviewer decided. The tab's timer runs only
+while a turn waits for a reviewer (or the message count lags), and each tick reads a turn only after
+`TurnWatch` heard that it ended. `chat` and `turn` are the API gradio_client calls.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from daca_kit.web.ui.conversation import (
     waiting_line,
 )
 from daca_kit.web.ui.handlers import PRIVATE, UNEXPECTED, readable_errors
+from daca_kit.web.ui.streaming import streamed_turn
 from daca_kit.web.ui.watch import TurnWatch
 
 log = logging.getLogger(__name__)
@@ -191,7 +194,15 @@ class ChatHandlers:
         status: str | None = None
         keep_text = ""
         try:
-            result = self.kit.submit(user_id, message, client=self.visitor(request))
+            result = yield from streamed_turn(
+                self.kit,
+                session,
+                turn,
+                user_id,
+                message,
+                client=self.visitor(request),
+                frame=lambda messages: (gr.skip(), messages, *(gr.skip() for _ in range(6))),
+            )
         except RateLimited as exc:
             session["turns"].remove(turn)
             keep_text, status = message, f"**Not sent:** {exc}"

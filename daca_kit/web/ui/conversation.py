@@ -35,8 +35,10 @@ def history_messages(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def turn_messages(turn: dict[str, Any]) -> list[dict[str, Any]]:
     user = {"role": "user", "content": turn["message"]}
     status = turn["status"]
-    if status == "running":
-        reply: dict[str, Any] = {
+    if status == "running" and turn.get("reply"):
+        reply: dict[str, Any] = {"role": "assistant", "content": turn["reply"]}  # written so far
+    elif status == "running":
+        reply = {
             "role": "assistant",
             "content": "",
             "metadata": {"title": WRITING_TITLE, "status": "pending"},
