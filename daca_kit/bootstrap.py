@@ -12,13 +12,15 @@ probes the configured services' ports, which the Kit does once at start for /hea
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import TYPE_CHECKING, TypedDict
 
-from daca_kit.adapters.inprocess import InProcessEventBus, InProcessReplyChannel
+from daca_kit.adapters.inprocess import InProcessEventBus, InProcessReplyChannel, InProcessWakeUps
 from daca_kit.adapters.local_runtime import LocalRuntime
 from daca_kit.adapters.offline import OfflineReplyModel
 from daca_kit.adapters.sql import SqlCounters, SqlDatabase, backend_kind, open_stores
+from daca_kit.adapters.sql.database import describe_url
 from daca_kit.core.activities import TurnActivities
 from daca_kit.core.admission import Admission
 from daca_kit.core.kit import Kit
@@ -30,6 +32,7 @@ from daca_kit.core.ports import (
     RateWindows,
     ReplyModel,
     Stores,
+    WakeUps,
     WorkflowRuntime,
 )
 from daca_kit.core.ratelimit import LocalRateLimiter, RateLimiter, SharedRateLimiter
@@ -74,7 +77,27 @@ def build_model(settings: Settings) -> ReplyModel:
     )
 
 
-def build_runtime(settings: Settings, stores: Stores, activities: TurnActivities) -> WorkflowRuntime:
+def build_wakeups(settings: Settings) -> WakeUps:
+    """How this process hears of steps saved by the app's other processes: Redis pub/sub when REDIS_URL is
+    set (one channel per app database); else nobody (one process, or waiters re-check every second)."""
+    if settings.redis_url is not None:
+        from daca_kit.adapters.redis_pubsub import RedisWakeUps
+
+        return RedisWakeUps.from_url(
+            settings.redis_url.get_secret_value(), wake_channel(settings.database_url)
+        )
+    return InProcessWakeUps(alone=settings.web_concurrency <= 1)
+
+
+def wake_channel(database_url: str) -> str:
+    """The wake-up channel of the app whose state is in `database_url` (its password left out)."""
+    digest = hashlib.sha256(describe_url(database_url).encode()).hexdigest()[:20]
+    return f"daca:wake:{digest}"
+
+
+def build_runtime(
+    settings: Settings, stores: Stores, activities: TurnActivities, wakeups: WakeUps | None = None
+) -> WorkflowRuntime:
     if settings.runtime == "dapr":
         from daca_kit.adapters.dapr.workflow import DaprWorkflowRuntime
 
@@ -90,6 +113,7 @@ def build_runtime(settings: Settings, stores: Stores, activities: TurnActivities
         activities=activities.as_dict(),
         recoverable=completed_turn,
         checkpoint_before=EXPOSING_ACTIVITIES,
+        wakeups=wakeups or build_wakeups(settings),
     )
 
 
@@ -145,13 +169,15 @@ def bootstrap(
         model=model,
         replies=InProcessReplyChannel(),  # reply pieces for streaming requests (daca_kit.core.streaming)
     )
+    wakeups = build_wakeups(settings) if runtime is None and settings.runtime == "local" else None
     return Kit(
         settings=settings,
         stores=stores,
         counters=counters,
         bus=bus,
         model=model,
-        runtime=runtime or build_runtime(settings, stores, activities),
+        runtime=runtime or build_runtime(settings, stores, activities, wakeups),
+        wakeups=wakeups,
         limiter=limiter,
         admission=admission,
         activities=activities,

@@ -144,6 +144,10 @@ class Settings(BaseSettings):
     chat_wait: float = Field(30.0, ge=0, le=600, validation_alias=AliasChoices("DACA_CHAT_WAIT", "chat_wait"))
     port: int = Field(7860, ge=1, le=65535, validation_alias=AliasChoices("PORT", "port"))
     host: str = Field("0.0.0.0", validation_alias=AliasChoices("HOST", "host"))
+    # Worker processes of `python app.py` on one port (uvicorn's and gunicorn's variable; hosts may set it).
+    web_concurrency: int = Field(
+        1, ge=1, le=64, validation_alias=AliasChoices("WEB_CONCURRENCY", "web_concurrency")
+    )
     dapr_http_endpoint: str | None = Field(
         None, validation_alias=AliasChoices("DAPR_HTTP_ENDPOINT", "dapr_http_endpoint")
     )
@@ -269,6 +273,20 @@ class Settings(BaseSettings):
     def _upstash_pair(self) -> Settings:
         if bool(self.upstash_redis_rest_url) != bool(self.upstash_redis_rest_token):
             raise ValueError("UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN must be set together")
+        return self
+
+    @model_validator(mode="after")
+    def _workers(self) -> Settings:
+        if self.web_concurrency > 1 and self.database_url.split(":", 1)[0].lower().startswith("sqlite"):
+            raise ValueError(
+                f"WEB_CONCURRENCY={self.web_concurrency} needs a database that all worker processes share: "
+                "set DATABASE_URL=postgresql://... (or cockroachdb://...), or WEB_CONCURRENCY=1 for SQLite"
+            )
+        if self.web_concurrency > 1 and self.runtime == "dapr":
+            raise ValueError(
+                "WEB_CONCURRENCY>1 runs the local workflow runtime's workers; in Dapr mode (DACA_RUNTIME=dapr) "
+                "run more replicas of the app with their own sidecars instead, and leave WEB_CONCURRENCY=1"
+            )
         return self
 
     @model_validator(mode="after")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from daca_kit.core.models import Backend
-from daca_kit.core.ports import Handler
+from daca_kit.core.ports import Handler, WakeUp
 from daca_kit.errors import BusError
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,38 @@ class InProcessEventBus:
     def close(self) -> None:
         with self._lock:
             self._handlers.clear()
+
+
+class InProcessWakeUps:
+    """`WakeUps` for one process (embedded): there is nobody else to tell, so it is always healthy.
+
+    With `alone=False` (several worker processes and no wake-up backend) it says it is not healthy, so
+    that waiters re-check the database on their own, slowly, instead of waiting for an announcement.
+    """
+
+    name = "in-process"
+
+    def __init__(self, *, alone: bool = True) -> None:
+        self.alone = alone
+        label = "in-process (one process)" if alone else "none: waiters re-check every second"
+        self.backend = Backend("in-process", "in-process", label, embedded=True)
+
+    @property
+    def calls(self) -> int:
+        return 0
+
+    @property
+    def healthy(self) -> bool:
+        return self.alone
+
+    def listen(self, callback: WakeUp) -> None:
+        """Nothing to listen to."""
+
+    def announce(self, instance_id: str, timer: str | None) -> None:
+        """Nobody else to tell."""
+
+    def close(self) -> None:
+        """Nothing to close."""
 
 
 class InProcessReplyChannel:

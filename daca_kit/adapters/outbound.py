@@ -73,7 +73,7 @@ def port_targets(settings: Settings) -> list[PortTarget]:
         host, port, _vhost = amqp_address(settings.amqp_url.get_secret_value())
         targets.append(PortTarget(host, port, "rabbitmq", "AMQP_URL"))
     if settings.gemini_api_key is not None:
-        from daca_kit.adapters.gemini import gemini_address
+        from daca_kit.adapters.gemini_errors import gemini_address
 
         _scheme, host, port = gemini_address(settings.gemini_base_url)
         targets.append(PortTarget(host, port, "gemini", "GEMINI_BASE_URL"))

@@ -54,6 +54,12 @@ def health_warnings(settings: Settings, backends: Mapping[str, Backend], reach: 
             "This Space stores conversations in SQLite on disk that Spaces do not keep across restarts: "
             "set DATABASE_URL to CockroachDB or Postgres."
         )
+    if settings.web_concurrency > 1 and settings.runtime == "local" and settings.redis_url is None:
+        notes.append(
+            f"WEB_CONCURRENCY={settings.web_concurrency} without REDIS_URL: a worker learns of a review decided "
+            "in another worker by re-reading the database every second; set REDIS_URL (Redis pub/sub wakes "
+            "the others at once)."
+        )
     if backends["model"].kind == "offline":
         notes.append("Replies come from the offline model: set GEMINI_API_KEY for Gemini replies.")
     notes.extend(reach.fallbacks)

@@ -25,7 +25,15 @@ from daca_kit.core.clock import as_utc, iso, new_id
 from daca_kit.core.health import backend_health, health_warnings
 from daca_kit.core.models import Backend, InstanceState, Reachability, TurnResult
 from daca_kit.core.outbox import OutboxRelay
-from daca_kit.core.ports import Counters, EventBus, PushedEvents, ReplyModel, Stores, WorkflowRuntime
+from daca_kit.core.ports import (
+    Counters,
+    EventBus,
+    PushedEvents,
+    ReplyModel,
+    Stores,
+    WakeUps,
+    WorkflowRuntime,
+)
 from daca_kit.core.ratelimit import RateLimiter
 from daca_kit.core.reviews import ReviewDesk
 from daca_kit.core.turns import stored_turn, turn_result
@@ -52,6 +60,7 @@ class Kit:
     activities: TurnActivities
     admission: Admission | None = None  # per-visitor limits (`submit`'s `client`); None: no such limits
     pushed_events: PushedEvents | None = None  # set when the broker pushes events over HTTP (Dapr)
+    wakeups: WakeUps | None = None  # how the local runtime hears of other processes' steps (metered)
     # Probes the configured services' ports once at start (bootstrap gives it; None: nothing to probe).
     reach: Callable[[], Reachability] | None = None
     reachability: Reachability = field(default_factory=Reachability)
@@ -94,7 +103,10 @@ class Kit:
         if self.consume_events:
             self.bus.subscribe(MESSAGES_TOPIC, AnalyticsConsumer(self.counters), consumer=CONSUMER)
         if self.relay is None:
-            self.relay = OutboxRelay(self.stores.outbox, self.bus)
+            # With other processes on the database (wake-ups not embedded), a killed one may leave events
+            # committed and unpublished: sweep for them every 30 s rather than every 5 minutes.
+            shared = self.wakeups is not None and not self.wakeups.backend.embedded
+            self.relay = OutboxRelay(self.stores.outbox, self.bus, sweep_interval=30.0 if shared else 300.0)
         self.relay.start()
         if not defer_runtime:
             self.runtime.start()
@@ -276,9 +288,11 @@ class Kit:
         return health_warnings(self.settings, self.backends, self.reachability)
 
     def backend_calls(self) -> dict[str, int]:
+        wakeups = self.wakeups.calls if self.wakeups is not None else 0
+        same = self.wakeups is not None and self.wakeups.backend.kind == self.counters.backend.kind
         return {
             "database": self.stores.database.calls,
-            "counters": self.counters.calls,
+            "counters": self.counters.calls + (wakeups if same else 0),  # one Redis, one quota
             "events": self.bus.calls,
             "model": self.model.calls,
         }

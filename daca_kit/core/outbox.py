@@ -106,24 +106,27 @@ class OutboxRelay:
             # A full batch: go again at once.
 
     def relay_once(self) -> int:
-        """Publishes one batch; returns how many were published. Raises BackendError on failure."""
+        """Publishes one batch; returns how many were published. Raises BackendError on failure.
+
+        The outbox hands each event to one process (several may relay one database), and deletes it once
+        the bus confirmed it (a batching bus gets the whole batch at once)."""
         if isinstance(self.bus, BatchPublisher):
             return self._relay_together(self.bus)
-        rows = self.outbox.batch(self.batch)
-        done: list[int] = []
+        sent: list[str] = []
+
+        def publish(row: dict[str, Any]) -> None:
+            self.bus.publish(row["topic"], row["payload"])
+            sent.append(row["event_id"])
+
         try:
-            for row in rows:
-                self.bus.publish(row["topic"], row["payload"])
-                done.append(row["id"])
+            count = self.outbox.publish_batch(self.batch, publish)
         except BusError as exc:
-            self.outbox.done(done)
-            self.published += len(done)
-            raise BusError(f"{len(rows) - len(done)} event(s) wait in the outbox: {exc}") from exc
-        self.outbox.done(done)
-        self.published += len(done)
-        if done:
+            self.published += len(sent)
+            raise BusError(f"Events wait in the outbox: {exc}") from exc
+        self.published += count
+        if count:
             self.last_error = None
-        return len(done)
+        return count
 
     def _relay_together(self, bus: BatchPublisher) -> int:
         refused: list[int] = []

@@ -255,6 +255,12 @@ class OutboxStore(Protocol):
 
     def done(self, ids: list[int]) -> None: ...
 
+    def publish_batch(self, limit: int, publish: Callable[[dict[str, Any]], None]) -> int:
+        """Calls `publish(row)` for up to `limit` events, oldest first, that no other process is publishing,
+        and deletes those published; stops at the first that raises and raises it once the rest is saved.
+        Returns how many were published. With several processes each event is handed to one of them."""
+        ...
+
     def publish_together(self, limit: int, publish_many: Callable[[list[dict[str, Any]]], list[int]]) -> int:
         """Hands up to `limit` events, oldest first, that no other process is publishing to
         `publish_many(rows)` at once; it returns the positions it could not publish, which stay, and the
@@ -291,6 +297,43 @@ class WorkflowStore(Protocol):
     ) -> bool:
         """Inserts or updates an instance unless someone else saved it meanwhile (False: lost the race)."""
         ...
+
+    def claim(self, instance_id: str, owner: str, seconds: float) -> bool:
+        """Leases the instance to `owner` for `seconds` unless another owner's lease runs (False)."""
+        ...
+
+    def release(self, instance_id: str, owner: str) -> None:
+        """Ends `owner`'s lease on the instance (nothing when it holds none)."""
+        ...
+
+
+WakeUp = Callable[
+    [str | None, str | None], None
+]  # (instance id, its timer as ISO time); (None, None): resync
+
+
+class WakeUps(Metered, Protocol):
+    """Tells the other processes of one app that a workflow instance changed, so that whoever waits for it
+    there (a REST wait, the Chat tab) learns at once and its timer is armed there too.
+
+        wakeups.listen(on_change)                # on_change(instance_id, timer_iso) from other processes
+        wakeups.announce(instance_id, timer_iso) # after each saved step of an instance
+
+    A hint, never the truth: the database holds the state, and a lost announcement costs only latency.
+    While the backend is unreachable `healthy` is False (waiters then re-check on their own, slowly), and
+    after it reconnects the listener is called once with (None, None): re-read what may have been missed.
+    `announce` never raises and never blocks for long. Channels are named per app database, so two apps on
+    one Redis never wake each other.
+    """
+
+    @property
+    def healthy(self) -> bool: ...
+
+    def listen(self, callback: WakeUp) -> None: ...
+
+    def announce(self, instance_id: str, timer: str | None) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class KeyStore(Protocol):

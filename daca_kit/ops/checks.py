@@ -159,7 +159,7 @@ def check_model(settings: Settings, timeout: float = 5.0) -> CheckResult:
     )
     if settings.gemini_api_key is None:
         return offline  # before importing the Gemini SDK
-    from daca_kit.adapters.gemini import gemini_address
+    from daca_kit.adapters.gemini_errors import gemini_address
 
     scheme, host, port = gemini_address(settings.gemini_base_url)
     return _round_trip(

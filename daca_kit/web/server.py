@@ -22,15 +22,26 @@ from daca_kit.errors import ConfigError, DacaError
 from daca_kit.settings import Settings, load_settings
 from daca_kit.web.api import create_api
 from daca_kit.web.auth import Auth
+from daca_kit.web.workers import WorkerRole
 from daca_kit.web.zerogpu import register_zero_gpu
 
 log = logging.getLogger(__name__)
 
 
-def build_app(kit: Kit, *, auth: Auth | None = None, with_ui: bool = True) -> FastAPI:
-    """The REST API with the Gradio UI mounted at "/" (routes first, then the mount)."""
+def build_app(
+    kit: Kit, *, auth: Auth | None = None, with_ui: bool = True, role: WorkerRole | None = None
+) -> FastAPI:
+    """The REST API with the Gradio UI mounted at "/" (routes first, then the mount).
+
+    With several workers (`role`), the UI is worker 0's; the others relay the UI's paths to it."""
     auth = auth or Auth.from_settings(kit.settings, kit.stores.keys)
     api = create_api(kit, auth=auth)
+    api.state.worker = role.public() if role is not None else None
+    if role is not None and role.ui_port is not None and not with_ui:
+        from daca_kit.web.relay import UiRelay
+
+        api.mount("/", UiRelay(port=role.ui_port, token=role.relay_token))
+        return api
     if with_ui:
         try:
             from daca_kit.web.ui import mount_ui
@@ -42,9 +53,24 @@ def build_app(kit: Kit, *, auth: Auth | None = None, with_ui: bool = True) -> Fa
 
 
 def serve(settings: Settings, *, with_ui: bool = True, log_level: str = "info") -> None:
-    import uvicorn
+    if settings.web_concurrency > 1:
+        from daca_kit.web.workers import serve_workers
 
+        serve_workers(settings, with_ui=with_ui, log_level=log_level)
+        return
     register_zero_gpu(settings)  # only on a ZeroGPU Space (SPACES_ZERO_GPU); nothing happens elsewhere
+    app = prepare(settings, with_ui=with_ui)
+    shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    print(
+        f"daca_kit is serving on http://{shown}:{settings.port}/ (REST API and UI)",
+        file=sys.stderr,
+        flush=True,
+    )
+    run_uvicorn(app, settings, log_level=log_level)
+
+
+def prepare(settings: Settings, *, with_ui: bool = True, role: WorkerRole | None = None) -> Any:
+    """Bootstraps and starts a Kit and returns the ASGI app that serves it (the Kit closes with the app)."""
     kit = bootstrap(settings)
     auth = Auth.from_settings(settings, kit.stores.keys)
     if auth.generated_password:
@@ -61,7 +87,7 @@ def serve(settings: Settings, *, with_ui: bool = True, log_level: str = "info") 
     kit.start(defer_runtime=deferred)
     for warning in kit.warnings():
         log.warning("%s", warning)
-    app = build_app(kit, auth=auth, with_ui=with_ui)
+    app = build_app(kit, auth=auth, with_ui=with_ui, role=role)
     inner = app.router.lifespan_context  # gr.mount_gradio_app's own: it starts the Gradio queue
 
     @asynccontextmanager
@@ -75,13 +101,19 @@ def serve(settings: Settings, *, with_ui: bool = True, log_level: str = "info") 
         kit.close()
 
     app.router.lifespan_context = lifespan
-    shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-    print(
-        f"daca_kit is serving on http://{shown}:{settings.port}/ (REST API and UI)",
-        file=sys.stderr,
-        flush=True,
-    )
-    uvicorn.run(
+    if role is not None and role.serves_ui:
+        from daca_kit.web.relay import RelayedClient
+
+        return RelayedClient(app, token=role.relay_token)
+    return app
+
+
+def run_uvicorn(
+    app: Any, settings: Settings, *, log_level: str = "info", sockets: list[socket.socket] | None = None
+) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -89,6 +121,8 @@ def serve(settings: Settings, *, with_ui: bool = True, log_level: str = "info") 
         access_log=False,
         timeout_graceful_shutdown=5,
     )
+    server = uvicorn.Server(config)
+    server.run(sockets=sockets)
 
 
 def _start_runtime_when_listening(kit: Kit, port: int, timeout: float = 30.0) -> None:

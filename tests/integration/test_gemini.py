@@ -8,9 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from daca_kit.adapters.gemini import DEFAULT_GEMINI_MODEL, GeminiReplyModel
+from daca_kit.adapters.gemini import GeminiReplyModel
 from daca_kit.core.ports import HistoryTurn, ReplyModel, ReplyRequest
 from daca_kit.errors import ModelError
+from daca_kit.settings import DEFAULT_GEMINI_MODEL
 from tests.support.gemini_stub import GeminiStub
 
 KEY = "AIzaSy-test-key-0123456789"

@@ -279,9 +279,9 @@ def test_fallbacks_for_closed_ports(settings_factory) -> None:  # type: ignore[n
 
 def test_unreachable_default_gemini_host_names_the_setting_that_helps(settings_factory, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     # The default host stands in for one this machine cannot resolve (no test reaches the internet).
-    from daca_kit.adapters import gemini
+    from daca_kit.adapters import gemini_errors
 
-    monkeypatch.setattr(gemini, "GEMINI_HOST", "gemini-api.invalid")
+    monkeypatch.setattr(gemini_errors, "GEMINI_HOST", "gemini-api.invalid")
     result = doctor.check_model(settings_factory(gemini_api_key="k-123456"), timeout=1)
     assert result.failed and result.setting == "GEMINI_BASE_URL"
     assert "GEMINI_BASE_URL" in result.message and "offline model" in result.message

@@ -89,8 +89,11 @@ def test_a_decision_made_the_moment_the_review_is_visible_resumes_the_turn(kit: 
     assert [c["message"] for c in kit.conversations("bob")] == ["This is urgent"]
 
 
-def test_a_decision_resumed_by_another_process_before_the_turn_saved_its_wait(kit: Kit) -> None:
-    """Another worker on the same database takes the decision while this one is still in the first step."""
+def test_a_decision_taken_by_another_process_during_the_first_step_resumes_the_turn_there_once(
+    kit: Kit,
+) -> None:
+    """Another worker on the same database takes the decision while this one is still in the first step: the
+    turn is leased to this one until its wait is saved, then the other resumes it, once."""
     other = LocalRuntime(
         kit.stores.workflows,
         workflows={WORKFLOW_NAME: chat_turn},
@@ -98,6 +101,7 @@ def test_a_decision_resumed_by_another_process_before_the_turn_saved_its_wait(ki
         checkpoint_before=EXPOSING_ACTIVITIES,
     )
     other.start()
+    stored: list[str] = []
 
     def request_then_decide_elsewhere(original: Callable[..., Any], ctx: Any, data: Any) -> Any:
         created = original(ctx, data)
@@ -111,15 +115,25 @@ def test_a_decision_resumed_by_another_process_before_the_turn_saved_its_wait(ki
             decided_at=utcnow(),
             workflow_event=(REVIEW_EVENT, {"approved": True, "reply": None, "reviewer": "elsewhere"}),
         )
-        other.notify(instance_id)  # the other process resumes it, and ends it, before this one saves
-        assert other.wait(instance_id, 5).runtime_status == "COMPLETED"  # type: ignore[union-attr]
+        other.notify(instance_id)  # the other process finds the turn leased to this one
+        time.sleep(0.3)
         return created
+
+    def count_stores(original: Callable[..., Any], ctx: Any, data: Any) -> Any:
+        stored.append(data["instance_id"])
+        return original(ctx, data)
 
     try:
         wrap_activity(kit, "request_review", request_then_decide_elsewhere)
+        wrap_activity(kit, "store_turn", count_stores)
+        stores_there = other.activities["store_turn"]
+        other.activities["store_turn"] = lambda ctx, data: count_stores(stores_there, ctx, data)
         result = kit.submit("jack", "urgent")
-        assert result.status == "completed"  # this process lost the save and read what the other saved
+        assert result.status == "pending_review"  # this process saved its wait; the decision is the other's
+        ended = other.wait(result.instance_id, 5)
+        assert ended is not None and ended.runtime_status == "COMPLETED"
         assert len(kit.conversations("jack")) == 1
+        assert stored == [result.instance_id]  # the turn's last step ran once, in the other process
     finally:
         other.close()
 

@@ -80,3 +80,24 @@ def test_offline_delay_slows_each_offline_reply() -> None:
     assert reply.offline
     with pytest.raises(ValueError):
         make(DACA_OFFLINE_DELAY="-1")
+
+
+def test_several_workers_need_a_shared_database_and_the_local_runtime(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("DATABASE_URL", "DB_CONNECTION", "DACA_RUNTIME"):
+        monkeypatch.delenv(name, raising=False)
+    assert make().web_concurrency == 1
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    with pytest.raises(
+        ConfigError, match=r"WEB_CONCURRENCY=3 needs a database .* DATABASE_URL=postgresql://"
+    ):
+        load_settings(_env_file=None)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@h/db")
+    assert load_settings(_env_file=None).web_concurrency == 3
+    monkeypatch.setenv("DACA_RUNTIME", "dapr")
+    with pytest.raises(ConfigError, match="run more replicas"):
+        load_settings(_env_file=None)
+    monkeypatch.setenv("WEB_CONCURRENCY", "0")
+    with pytest.raises(ConfigError, match="WEB_CONCURRENCY"):
+        load_settings(_env_file=None)

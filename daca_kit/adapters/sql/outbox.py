@@ -3,16 +3,22 @@ the relay (`daca_kit.core.outbox`) publishes and deletes them.
 
     outbox = SqlOutbox(db); outbox.on_commit(relay.wake)
     with db.engine.begin() as conn: outbox.add(conn, events)   # inside another store's transaction
+    outbox.publish_batch(100, lambda row: bus.publish(row["topic"], row["payload"]))   # the relay
     outbox.publish_together(100, lambda rows: bus.publish_many(...))   # the relay, on a batching bus
 
-On Postgres and CockroachDB `publish_together` reads its batch with `SELECT ... FOR UPDATE SKIP LOCKED`
-in the transaction that deletes what was published, so relays in several processes never hand the same
-row to the bus twice; SQLite serves one process and reads without locking.
+Several processes relay one outbox without publishing an event twice: on Postgres and CockroachDB each
+batch is read with `SELECT ... FOR UPDATE SKIP LOCKED` in a transaction that publishes and deletes it, so
+a row being published by one process is invisible to the others' batches. (CockroachDB has SKIP LOCKED
+since cockroachdb/cockroach#85720, release note in cockroachdb/docs#14770.) The transaction publishes for
+at most `budget` seconds, well inside the database call's deadline. SQLite serves one process: it reads,
+publishes and deletes without holding the file's lock while publishing.
+`publish_together` does the same for a bus that takes the whole batch at once (`BatchPublisher`).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -72,6 +78,47 @@ class SqlOutbox:
     def size(self) -> int:
         query = select(func.count()).select_from(outbox_t)
         return int(self.db.read(lambda c: c.execute(query).scalar_one(), what="count the outbox"))
+
+    def publish_batch(
+        self, limit: int, publish: Callable[[dict[str, Any]], None], budget: float = 1.0
+    ) -> int:
+        if self.db.kind == "sqlite":
+            return self._publish_unlocked(limit, publish)
+        failure: list[Exception] = []
+
+        def work(conn: Connection) -> int:
+            failure.clear()
+            query = select(outbox_t).order_by(outbox_t.c.id).limit(limit).with_for_update(skip_locked=True)
+            rows = conn.execute(query).mappings().all()
+            done: list[int] = []
+            ends = time.monotonic() + budget
+            for row in rows:
+                try:
+                    publish({**row, "payload": json.loads(row["payload"])})
+                except Exception as exc:  # noqa: BLE001 - raised after the published ones are deleted
+                    failure.append(exc)
+                    break
+                done.append(row["id"])
+                if time.monotonic() > ends:
+                    break
+            if done:
+                conn.execute(delete(outbox_t).where(outbox_t.c.id.in_(done)))
+            return len(done)
+
+        sent = int(self.db.run(work, what="publish the outbox"))
+        if failure:
+            raise failure[0]
+        return sent
+
+    def _publish_unlocked(self, limit: int, publish: Callable[[dict[str, Any]], None]) -> int:
+        done: list[int] = []
+        try:
+            for row in self.batch(limit):
+                publish(row)
+                done.append(row["id"])
+        finally:
+            self.done(done)
+        return len(done)
 
     def publish_together(self, limit: int, publish_many: Callable[[list[dict[str, Any]]], list[int]]) -> int:
         """Hands up to `limit` events, oldest first, to `publish_many(rows)` in one call and deletes those

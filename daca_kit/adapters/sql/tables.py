@@ -85,6 +85,17 @@ class WorkflowEvent(SQLModel, table=True):
     created_at: datetime
 
 
+class WorkflowLease(SQLModel, table=True):
+    """Which process is advancing an instance right now (until `expires_at`), so that N processes run each
+    step once: a decision or a due timer seen by several resumes the instance in one of them."""
+
+    __tablename__ = "workflow_lease"
+
+    instance_id: str = Field(primary_key=True, max_length=64)
+    owner: str = Field(max_length=64)
+    expires_at: datetime
+
+
 class MessageCounter(SQLModel, table=True):
     """Embedded analytics counter (the Redis key `message_count:{user_id}` when Redis is configured)."""
 
@@ -118,6 +129,7 @@ review_t = Review.__table__  # type: ignore[attr-defined]
 outbox_t = OutboxEvent.__table__  # type: ignore[attr-defined]
 instance_t = WorkflowInstance.__table__  # type: ignore[attr-defined]
 wfevent_t = WorkflowEvent.__table__  # type: ignore[attr-defined]
+lease_t = WorkflowLease.__table__  # type: ignore[attr-defined]
 counter_t = MessageCounter.__table__  # type: ignore[attr-defined]
 processed_t = ProcessedEvent.__table__  # type: ignore[attr-defined]
 key_t = AppKey.__table__  # type: ignore[attr-defined]

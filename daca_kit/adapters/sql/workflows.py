@@ -4,18 +4,23 @@ and then deleted: `daca_kit.adapters.dapr.inbox`).
 
     workflows = SqlWorkflowStore(db)
     workflows.save(state.to_row(), expected_version=3, consumed_events=[17])   # False: someone else won
+    if workflows.claim(instance_id, owner, 60): ...; workflows.release(instance_id, owner)
+
+With several processes on one database, the runtime leases an instance (table `workflow_lease`) before it
+runs a step that does work, so a decision or a due timer seen by all of them resumes it in one; a lease
+left by a killed process expires.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
 from daca_kit.adapters.sql.database import SqlDatabase
-from daca_kit.adapters.sql.tables import instance_t, wfevent_t
+from daca_kit.adapters.sql.tables import instance_t, lease_t, wfevent_t
 from daca_kit.core.clock import utcnow
 
 SAVED_COLUMNS = (
@@ -114,3 +119,30 @@ class SqlWorkflowStore:
             return True
 
         return bool(self.db.run(work, what="save the workflow state"))
+
+    def claim(self, instance_id: str, owner: str, seconds: float) -> bool:
+        """Takes the lease unless another owner holds one that has not expired (two statements at most)."""
+        now = utcnow()
+        until = now + timedelta(seconds=seconds)
+
+        def work(conn: Connection) -> bool:
+            new = self.db.insert_ignore(
+                lease_t, "instance_id", instance_id=instance_id, owner=owner, expires_at=until
+            )
+            if conn.execute(new).first() is not None:
+                return True
+            taken = conn.execute(
+                update(lease_t)
+                .where(
+                    lease_t.c.instance_id == instance_id,
+                    (lease_t.c.owner == owner) | (lease_t.c.expires_at < now),
+                )
+                .values(owner=owner, expires_at=until)
+            )
+            return taken.rowcount == 1
+
+        return bool(self.db.run(work, what="lease the workflow instance"))
+
+    def release(self, instance_id: str, owner: str) -> None:
+        stmt = delete(lease_t).where(lease_t.c.instance_id == instance_id, lease_t.c.owner == owner)
+        self.db.run(lambda c: c.execute(stmt), what="release the workflow instance")

@@ -80,10 +80,18 @@ async def post_chat(
 
 
 @router.get("/{instance_id}", response_model=TurnStatus, responses={404: {"model": Problem}})
-async def get_chat(instance_id: str, kit: KitDep) -> JSONResponse:
+async def get_chat(
+    instance_id: str,
+    kit: KitDep,
+    wait: Annotated[
+        float, Query(ge=0, le=600, description="Seconds to wait for the turn to end (a review decision)")
+    ] = 0,
+) -> JSONResponse:
     result = await run_in_threadpool(kit.turn, instance_id)
     if result is None:
         raise NotFound(f"No chat turn with id '{instance_id}'.")
+    if wait > 0 and not result.finished:
+        result = await kit.wait_turn(instance_id, wait) or result
     body = result.status_body()
     if body["error"] is None:
         del body["error"]

@@ -169,6 +169,12 @@ class ReachabilityHealth(BaseModel):
     fallbacks: list[str]
 
 
+class WorkerHealth(BaseModel):
+    index: int
+    count: int
+    pid: int
+
+
 class Health(BaseModel):
     status: str
     degraded: list[str]
@@ -176,6 +182,7 @@ class Health(BaseModel):
     warnings: list[str]
     reachability: ReachabilityHealth
     runtime: str
+    worker: WorkerHealth | None = None  # with WEB_CONCURRENCY > 1, for reviewers and the admin only
 
 
 class ServiceUsage(BaseModel):

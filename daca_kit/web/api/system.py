@@ -24,6 +24,9 @@ HIDDEN = "…"
 @router.get("/health", response_model=Health, response_model_exclude_none=True)
 async def health(request: Request, kit: KitDep, auth: AuthDep) -> dict[str, Any]:
     report = await run_in_threadpool(kit.health)
+    worker = getattr(request.app.state, "worker", None)
+    if worker is not None and await privileged(request, auth):
+        report = {**report, "worker": worker}  # which of the WEB_CONCURRENCY processes answered
     return await shown_to(request, auth, kit.settings, {**report, "runtime": kit.settings.runtime})
 
 

@@ -3,7 +3,7 @@
     api = mount_ui(create_api(kit, auth=auth), kit, auth)    # what daca_kit.web.server.build_app does
 
 One module per tab, each with the handlers behind its events and a view that lays out its components
-and wires them: chat, review, usage. build_blocks composes them; the pieces they share are watch (which
+and wires them: chat, review (its handlers in review_handlers), usage. build_blocks composes them; the pieces they share are watch (which
 turns ended), reviewers (who is signed in), conversation (a chat session and how it is shown), streaming
 (a reply that grows in its bubble while the model writes it), handlers
 (errors as sentences, private events) and text (times and waits). The UI imports core, settings,
@@ -30,7 +30,8 @@ from daca_kit.core.kit import Kit
 from daca_kit.errors import ConfigError
 from daca_kit.web.auth import Auth
 from daca_kit.web.ui.chat import ChatHandlers, ChatView
-from daca_kit.web.ui.review import ReviewHandlers, ReviewView
+from daca_kit.web.ui.review import ReviewView
+from daca_kit.web.ui.review_handlers import ReviewHandlers
 from daca_kit.web.ui.reviewers import ReviewerSessions
 from daca_kit.web.ui.usage import UsageHandlers, UsageView
 from daca_kit.web.ui.watch import TurnWatch
