@@ -107,8 +107,11 @@ def pg_url() -> Iterator[str]:
 
 # -- Redis --------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def _redis_db() -> int:
-    return int(os.environ.get("DACA_TEST_REDIS_DB", random.randint(1, 15)))
+def _redis_db(worker_id: str) -> int:
+    """DACA_TEST_REDIS_DB (else a random one), plus the xdist worker's number: each worker its own database."""
+    base = int(os.environ.get("DACA_TEST_REDIS_DB", random.randint(1, 15)))
+    worker = int(worker_id[2:]) if worker_id.startswith("gw") else 0
+    return 1 + (base - 1 + worker) % 15
 
 
 def flushed_redis(db: int) -> str:

@@ -30,9 +30,18 @@ def workers(tmp_path: Path, pg_url: str, redis_url: str) -> Iterator[AppProcess]
 
 def _worker_pids(app: AppProcess, requests: int = 40) -> set[int]:
     def one(_n: int) -> int:
-        with httpx.Client(base_url=app.base_url, trust_env=False, timeout=10) as client:  # a new connection
-            body = client.get("/health", headers=app.admin_headers).json()
-        return int(body["worker"]["pid"])
+        # A new connection each time; one that a worker took as it was killed or replaced is reset,
+        # so ask again (the caller's deadline bounds the whole search).
+        for attempt in range(3):
+            try:
+                with httpx.Client(base_url=app.base_url, trust_env=False, timeout=10) as client:
+                    body = client.get("/health", headers=app.admin_headers).json()
+                return int(body["worker"]["pid"])
+            except httpx.TransportError:
+                if attempt == 2:
+                    raise
+                time.sleep(0.2)
+        raise AssertionError("unreachable")
 
     with ThreadPoolExecutor(8) as pool:
         return set(pool.map(one, range(requests)))
