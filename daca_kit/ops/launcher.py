@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import random
 import secrets
 import signal
 import socket
@@ -82,10 +83,30 @@ class AppStartError(DacaError, RuntimeError):
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
+    """A TCP port nothing listens on right now, below the kernel's ephemeral range.
+
+    A port the kernel hands out itself (`bind(0)`, an outgoing connection) may be handed out again before
+    the caller binds it, for instance as another app's private UI port; one below that range is not.
+    """
+    low = _ephemeral_low()
+    for _attempt in range(100):
+        port = random.randint(max(1024, low - 12000), low - 1)
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # a crowded range: take what the kernel gives
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default range starts here
 
 
 def process_status(pid: int) -> dict[str, int]:
