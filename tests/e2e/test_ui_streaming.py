@@ -4,6 +4,7 @@ shows the waiting bubble and no piece of its reply."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,7 +42,12 @@ def test_the_reply_grows_in_its_bubble_before_it_is_complete(slow_writer: LiveAp
     seen: list[str] = page.evaluate("window.__chatSeen")
     partial = [text for text in seen if "This is the start" in text and "[offline reply]" not in text]
     assert partial, "the reply appeared only when it was complete"
-    [stored] = slow_writer.kit.conversations(page.locator("#chat-user input").input_value())
+    user_id = page.locator("#chat-user input").input_value()
+    # The last piece reaches the bubble a moment before the turn's row is committed.
+    deadline = time.monotonic() + 10
+    while not slow_writer.kit.conversations(user_id) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [stored] = slow_writer.kit.conversations(user_id)
     expect(chat).to_contain_text(stored["reply"])  # the bubble ends as the stored reply, whole
 
     page.evaluate(WATCH_CHAT)
