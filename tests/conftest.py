@@ -17,12 +17,15 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import quote
 
 import pytest
 
 from daca_kit.settings import Settings
+
+if TYPE_CHECKING:
+    from tests.support.appproc import AppProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -199,3 +202,15 @@ def purge_queues(url: str) -> None:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+# -- the app with two workers -------------------------------------------------------------------
+@pytest.fixture
+def workers(tmp_path: Path, pg_url: str, redis_url: str) -> Iterator[AppProcess]:
+    """`python app.py` with WEB_CONCURRENCY=2 on Postgres and Redis, the UI on worker 0."""
+    from tests.support.appproc import AppProcess
+
+    env = {"DATABASE_URL": pg_url, "REDIS_URL": redis_url, "WEB_CONCURRENCY": "2"}
+    with AppProcess(tmp_path, env=env, ui=True, startup_timeout=90) as app:
+        app.start()
+        yield app

@@ -5,8 +5,6 @@ itself, at once (the Chat tab's own re-read would come only after 30 s)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,14 +14,6 @@ from tests.e2e.test_ui_browser import SENSITIVE, TIMEOUT, open_page, send
 from tests.support.appproc import AppProcess
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def workers(tmp_path: Path, pg_url: str, redis_url: str) -> Iterator[AppProcess]:
-    env = {"DATABASE_URL": pg_url, "REDIS_URL": redis_url, "WEB_CONCURRENCY": "2"}
-    with AppProcess(tmp_path, env=env, ui=True, startup_timeout=90) as app:
-        app.start()
-        yield app
 
 
 def _connection_to_worker(app: AppProcess, index: int, timeout: float = 60) -> httpx.Client:

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,14 +17,6 @@ from gradio_client import Client
 
 from daca_kit.ops.launcher import APP_PY
 from tests.support.appproc import AppProcess
-
-
-@pytest.fixture
-def workers(tmp_path: Path, pg_url: str, redis_url: str) -> Iterator[AppProcess]:
-    env = {"DATABASE_URL": pg_url, "REDIS_URL": redis_url, "WEB_CONCURRENCY": "2"}
-    with AppProcess(tmp_path, env=env, ui=True, startup_timeout=90) as app:
-        app.start()
-        yield app
 
 
 def _worker_pids(app: AppProcess, requests: int = 40) -> set[int]:
