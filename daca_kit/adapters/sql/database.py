@@ -44,6 +44,9 @@ from daca_kit.errors import ERROR, PORT_CLOSED, BackendError, ConfigError
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 3.0  # seconds; DACA_DB_TIMEOUT
+# What a CREATE answers when another process created the same table, type or index a moment before:
+# unique_violation (pg_type's name), duplicate_table, duplicate_object.
+_CREATED_MEANWHILE = {"23505", "42P07", "42710"}
 
 DESCRIPTIONS = {
     "sqlite": "SQLite file (embedded)",
@@ -207,10 +210,19 @@ class SqlDatabase:
             self.statements += 1
 
     def create_all(self) -> None:
-        try:
-            SQLModel.metadata.create_all(self.engine)
-        except SQLAlchemyError as exc:
-            raise self.explain(exc, "create the tables") from exc
+        """Creates the tables that do not exist yet. Processes starting together on a fresh database (workers,
+        replicas) may race: the loser's CREATE fails on the winner's new table, so it looks again, and finds it."""
+        for attempt in range(3):
+            try:
+                SQLModel.metadata.create_all(self.engine)
+                return
+            except SQLAlchemyError as exc:
+                if (
+                    attempt == 2
+                    or getattr(getattr(exc, "orig", None), "sqlstate", None) not in _CREATED_MEANWHILE
+                ):
+                    raise self.explain(exc, "create the tables") from exc
+                time.sleep(0.1 * (attempt + 1))
 
     def close(self) -> None:
         self._watchdog.close()
