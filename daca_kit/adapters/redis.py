@@ -41,6 +41,17 @@ end
 return tonumber(redis.call('GET', KEYS[1]) or '0')
 """
 
+# KEYS = count key, mark key, pairwise, one pair per event; ARGV[1] = mark ttl. Returns how many were new.
+INCREMENT_MANY = """
+local added = 0
+for i = 1, #KEYS, 2 do
+  if redis.call('SET', KEYS[i + 1], '1', 'NX', 'EX', ARGV[1]) then
+    redis.call('INCR', KEYS[i])
+    added = added + 1
+  end
+end
+return added
+"""
 # KEYS[1] = window key; ARGV[1] = limit, ARGV[2] = window seconds. Returns {allowed, retry_after_ms}.
 RATE_LIMIT = """
 local n = redis.call('INCR', KEYS[1])
@@ -141,7 +152,12 @@ def explain_redis_error(
     )
 
 
-SCRIPTS = {"increment_once": INCREMENT_ONCE, "rate_limit": RATE_LIMIT, "admit": ADMIT}
+SCRIPTS = {
+    "increment_once": INCREMENT_ONCE,
+    "increment_many": INCREMENT_MANY,
+    "rate_limit": RATE_LIMIT,
+    "admit": ADMIT,
+}
 
 
 class CommandMeter:
@@ -251,6 +267,16 @@ class KeyValueCounters:
     def increment_once(self, user_id: str, event_id: str) -> int:
         keys = [COUNT_KEY.format(user_id), MARK_KEY.format(event_id)]
         return int(self._call("count the message", self._eval, "increment_once", keys, [MARK_TTL]))
+
+    def increment_many(self, events: Sequence[tuple[str, str]]) -> int:
+        if not events:
+            return 0
+        keys = [
+            key
+            for user_id, event_id in events
+            for key in (COUNT_KEY.format(user_id), MARK_KEY.format(event_id))
+        ]
+        return int(self._call("count the messages", self._eval, "increment_many", keys, [MARK_TTL]))
 
     def _count_keys(self, what: str, limit: int | None = None) -> list[str]:
         keys: list[str] = []

@@ -11,7 +11,7 @@ Redis commands, broker publishes, model requests), which the usage meter and the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -19,6 +19,18 @@ from typing import Any, Protocol, runtime_checkable
 from daca_kit.core.models import Backend, HistoryTurn, InstanceState, Reply, ReplyRequest, RoundTrip
 
 Handler = Callable[[dict[str, Any]], None]
+
+
+@runtime_checkable
+class BatchHandler(Protocol):
+    """A `Handler` that also takes the events a bus received together in one call (one backend call for
+    the lot); raising leaves them all for redelivery. A bus that reads in batches uses `handle_many`."""
+
+    def __call__(self, event: dict[str, Any]) -> None: ...
+
+    def handle_many(self, events: list[dict[str, Any]]) -> None: ...
+
+
 Event = tuple[str, str, dict[str, Any]]  # (topic, event id, CloudEvent) written with the row it describes
 
 
@@ -102,6 +114,12 @@ class Counters(Metered, Protocol):
 
     def increment_once(self, user_id: str, event_id: str) -> int:
         """Adds one unless `event_id` was counted before; returns the count after."""
+        ...
+
+    def increment_many(self, events: Sequence[tuple[str, str]]) -> int:
+        """`increment_once` for each (user_id, event_id), in one backend call where the backend allows
+        (one command on Redis); returns how many were counted now (not before). After a failure any of them
+        may be counted again: the ones that were counted are then skipped."""
         ...
 
     def reset(self) -> int:

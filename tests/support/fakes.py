@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from daca_kit.adapters.offline import words
@@ -22,6 +22,7 @@ class FakeCounters:
         self.seen: set[str] = set()
         self.down = False
         self.commands = 0
+        self.batches: list[int] = []  # the size of each increment_many call
         self._lock = threading.Lock()
 
     def _check(self) -> None:
@@ -44,6 +45,17 @@ class FakeCounters:
                 self.seen.add(event_id)
                 self.values[user_id] = self.values.get(user_id, 0) + 1
             return self.values.get(user_id, 0)
+
+    def increment_many(self, events: Sequence[tuple[str, str]]) -> int:
+        self._check()
+        with self._lock:
+            self.batches.append(len(events))
+            before = len(self.seen)
+            for user_id, event_id in events:
+                if event_id not in self.seen:
+                    self.seen.add(event_id)
+                    self.values[user_id] = self.values.get(user_id, 0) + 1
+            return len(self.seen) - before
 
     def reset(self) -> int:
         self._check()

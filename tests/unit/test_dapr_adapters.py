@@ -527,3 +527,12 @@ def test_the_runtime_must_be_started_first() -> None:
     with pytest.raises(WorkflowError, match="No workflow named 'other'"):
         runtime.schedule("other", "turn-1", {})
     runtime.close()
+
+
+def test_a_batch_counts_each_new_event_once_per_user(counters: DaprCounters) -> None:
+    counters.increment_once("alice", "a1")
+    batch = [("alice", "a1"), ("alice", "a2"), ("bob", "b1"), ("alice", "a2"), ("bob", "b2")]
+    assert counters.increment_many(batch) == 3  # a1 was counted before; a2 twice in the batch is once
+    assert (counters.get("alice"), counters.get("bob")) == (2, 2)
+    assert counters.increment_many(batch) == 0  # the whole batch redelivered
+    assert (counters.get("alice"), counters.get("bob")) == (2, 2)

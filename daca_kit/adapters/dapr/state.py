@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -202,6 +202,22 @@ class DaprCounters:
             return current + 1, [*recent, event_id]
 
         return self._update(user_id, "count the message", count)[0]
+
+    def increment_many(self, events: Sequence[tuple[str, str]]) -> int:
+        """One read-modify-write per user with all of that user's events (each record is its own ETag)."""
+        by_user: dict[str, list[str]] = {}
+        for user_id, event_id in events:
+            by_user.setdefault(user_id, []).append(event_id)
+        return sum(self._count_new(user_id, event_ids) for user_id, event_ids in by_user.items())
+
+    def _count_new(self, user_id: str, event_ids: list[str]) -> int:
+        new: list[str] = []
+
+        def count(current: int, recent: list[str]) -> tuple[int, list[str]] | None:
+            new[:] = dict.fromkeys(e for e in event_ids if e not in recent)
+            return (current + len(new), [*recent, *new]) if new else None
+
+        return len(new) if self._update(user_id, "count the messages", count)[1] else 0
 
     def reset(self) -> int:
         cleared = 0

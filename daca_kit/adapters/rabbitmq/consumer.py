@@ -1,6 +1,10 @@
 """The thread that consumes one durable queue of the bus: manual acks, bounded prefetch, a failed
 handler's event delivered again, reconnection with backoff after the broker or the network drops.
 
+A `BatchHandler` (the analytics consumer) gets every delivery that arrived together in one call, and
+they are acknowledged with one frame: under load a turn's event then costs a fraction of a counters
+command and of an ack, at no extra delay (the batch is what had already arrived, never waited for).
+
     worker = QueueConsumer(bus, "messages", handler, "daca-analytics-messages"); worker.start()
 """
 
@@ -14,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pika
 
 from daca_kit.adapters.rabbitmq.topology import declare_topic, explain_amqp_error
-from daca_kit.core.ports import Handler
+from daca_kit.core.ports import BatchHandler, Handler
 
 if TYPE_CHECKING:
     from daca_kit.adapters.rabbitmq.bus import PikaEventBus
@@ -35,6 +39,8 @@ class QueueConsumer(threading.Thread):
         self._conn: pika.BlockingConnection | None = None
         self._channel: Any = None
         self._stopping = threading.Event()
+        self._batch: list[tuple[int, dict[str, Any]]] = []  # (delivery tag, event) received, not handled
+        self._many = handler if isinstance(handler, BatchHandler) else None
 
     def run(self) -> None:
         delay = self.bus.reconnect_min
@@ -45,11 +51,17 @@ class QueueConsumer(threading.Thread):
                 self._channel = channel
                 declare_topic(channel, self.topic, [self.queue])
                 channel.basic_qos(prefetch_count=self.bus.prefetch)
-                channel.basic_consume(queue=self.queue, on_message_callback=self._on_message, auto_ack=False)
+                self._batch.clear()
+                batching = self._many is not None
+                on_message = self._on_delivery if batching else self._on_message
+                channel.basic_consume(queue=self.queue, on_message_callback=on_message, auto_ack=False)
                 self.ready.set()
                 delay = self.bus.reconnect_min
                 log.info("consuming %s", self.queue)
-                channel.start_consuming()
+                if batching:
+                    self._consume_batches(self._conn, channel)
+                else:
+                    channel.start_consuming()
             except Exception as exc:  # noqa: BLE001 - the consumer must outlive any broker failure
                 if self._stopping.is_set():
                     break
@@ -64,6 +76,40 @@ class QueueConsumer(threading.Thread):
             if self._stopping.wait(delay):
                 break
             delay = min(delay * 2, self.bus.reconnect_max)
+
+    def _consume_batches(self, conn: pika.BlockingConnection, channel: Any) -> None:
+        """Until `stop`, or until the broker cancels the consumer (its queue was deleted: the caller then
+        connects again, which declares it again): waits for deliveries, then hands what arrived at once."""
+        while not self._stopping.is_set() and channel.consumer_tags:
+            conn.process_data_events(time_limit=1.0)  # returns once deliveries were dispatched
+            if self._batch:
+                self._handle_batch(channel)
+
+    def _on_delivery(self, channel: Any, method: Any, _props: Any, body: bytes) -> None:
+        try:
+            self._batch.append((method.delivery_tag, json.loads(body)))
+        except ValueError:
+            log.error("dropping a malformed message on %s", self.queue)
+            channel.basic_nack(delivery_tag=method.delivery_tag, requeue=False)
+
+    def _handle_batch(self, channel: Any) -> None:
+        batch, self._batch = self._batch, []
+        last = batch[-1][0]
+        try:
+            assert self._many is not None
+            self._many.handle_many([event for _, event in batch])
+        except Exception as exc:  # noqa: BLE001 - a failed handler means "deliver again"
+            log.warning(
+                "handler for %s failed on %d event(s) (%s); they will be redelivered",
+                self.queue,
+                len(batch),
+                exc,
+            )
+            self._stopping.wait(0.5)  # a failing backend is not hammered by redeliveries
+            channel.basic_nack(delivery_tag=last, multiple=True, requeue=True)
+            return
+        channel.basic_ack(delivery_tag=last, multiple=True)
+        self.bus.delivered += len(batch)
 
     def _on_message(self, channel: Any, method: Any, _props: Any, body: bytes) -> None:
         try:
@@ -100,7 +146,7 @@ class QueueConsumer(threading.Thread):
         self._stopping.set()
         conn, channel = self._conn, self._channel
         if conn is not None and channel is not None:
-            try:
+            try:  # ends start_consuming, and wakes the batch loop
                 conn.add_callback_threadsafe(channel.stop_consuming)
             except Exception:  # noqa: BLE001 - already closed
                 pass

@@ -17,6 +17,28 @@ from daca_kit.adapters.sql.tables import conversation_t
 from daca_kit.core.models import HistoryTurn
 from daca_kit.core.ports import Event
 
+# The turn's two statements on Postgres and CockroachDB, in the driver's own SQL (`SqlDatabase.direct`):
+# one bounded read, and one statement that stores the turn and its events together (a data-modifying CTE:
+# the events are inserted only when the turn's row was, and both commit as one implicit transaction).
+HISTORY_SQL = "SELECT message, reply FROM conversation WHERE user_id = %s ORDER BY id DESC LIMIT %s"
+_TURN_ROW = (
+    'INSERT INTO conversation (user_id, message, reply, "timestamp", instance_id) VALUES (%s, %s, %s, %s, %s) '
+    "ON CONFLICT (instance_id) DO NOTHING RETURNING id"
+)
+
+
+def store_turn_sql(events: int) -> str:
+    """The one statement that stores a turn with `events` outbox rows; it returns a row when it stored them."""
+    if not events:
+        return _TURN_ROW
+    values = ", ".join(["(%s, %s, %s, %s)"] * events)
+    return (
+        f"WITH turn AS ({_TURN_ROW}) "
+        "INSERT INTO outbox (event_id, topic, payload, created_at, attempts) "
+        "SELECT e.event_id, e.topic, e.payload, e.created_at, 0 "
+        f"FROM turn, (VALUES {values}) AS e (event_id, topic, payload, created_at) RETURNING outbox.id"
+    )
+
 
 class SqlConversations:
     """`ConversationStore` on table `conversation`; a turn and its events commit together."""
@@ -29,6 +51,12 @@ class SqlConversations:
         """The last `limit` turns, oldest first: one indexed, bounded query whatever the history size."""
         if limit <= 0:
             return []
+        if self.db.direct_sql:
+            rows = self.db.direct(
+                lambda cur: cur.execute(HISTORY_SQL, (user_id, limit)).fetchall(),
+                what="read the conversation history",
+            )
+            return [HistoryTurn(message=m, reply=r) for m, r in reversed(rows)]
         query = (
             select(conversation_t.c.message, conversation_t.c.reply)
             .where(conversation_t.c.user_id == user_id)
@@ -68,6 +96,19 @@ class SqlConversations:
 
         Returns False when this instance's turn was stored before (a replayed activity).
         """
+        if self.db.direct_sql:
+            params: list[Any] = [user_id, message, reply, timestamp, instance_id]
+            for row in self.outbox.rows(events):
+                params += row
+            sql = store_turn_sql(len(events))
+            stored = bool(
+                self.db.direct(
+                    lambda cur: cur.execute(sql, params).fetchall(), what="store the conversation turn"
+                )
+            )
+            if stored and events:
+                self.outbox.committed()
+            return stored
         row = self.db.insert_ignore(
             conversation_t,
             "instance_id",

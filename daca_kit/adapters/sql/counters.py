@@ -5,7 +5,7 @@ counters = SqlCounters(db)      # what runs when neither REDIS_URL nor Upstash i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, delete, select
@@ -46,22 +46,36 @@ class SqlCounters:
         stmt = stmt.on_conflict_do_update(index_elements=["user_id"], set_={"message_count": value})
         self._run(lambda c: c.execute(stmt), "set the message count")
 
-    def increment_once(self, user_id: str, event_id: str) -> int:
+    def _count(self, conn: Connection, user_id: str, event_id: str) -> int | None:
+        """Marks `event_id` and adds one for `user_id`; None when it was marked before (nothing added)."""
         mark = self.db.insert_ignore(processed_t, "event_id", event_id=event_id, processed_at=utcnow())
+        if conn.execute(mark).first() is None:
+            return None
         bump = self.db.insert(counter_t).values(user_id=user_id, message_count=1)
         bump = bump.on_conflict_do_update(
             index_elements=["user_id"], set_={"message_count": counter_t.c.message_count + 1}
         ).returning(counter_t.c.message_count)
+        return int(conn.execute(bump).scalar_one())
 
+    def increment_once(self, user_id: str, event_id: str) -> int:
         def work(conn: Connection) -> int:
-            if conn.execute(mark).first() is not None:
-                return int(conn.execute(bump).scalar_one())
+            counted = self._count(conn, user_id, event_id)
+            if counted is not None:
+                return counted
             value = conn.execute(
                 select(counter_t.c.message_count).where(counter_t.c.user_id == user_id)
             ).scalar()
             return int(value or 0)
 
         return int(self._run(work, "count the message"))
+
+    def increment_many(self, events: Sequence[tuple[str, str]]) -> int:
+        """All in one transaction: each event's mark and its user's increment."""
+
+        def work(conn: Connection) -> int:
+            return sum(self._count(conn, user_id, event_id) is not None for user_id, event_id in events)
+
+        return int(self._run(work, "count the messages")) if events else 0
 
     def reset(self) -> int:
         return int(self._run(lambda c: c.execute(delete(counter_t)).rowcount, "reset the counters") or 0)

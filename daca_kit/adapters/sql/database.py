@@ -102,6 +102,19 @@ def database_backend(url: str) -> Backend:
     return Backend(kind, kind, DESCRIPTIONS[kind], embedded=kind == "sqlite")
 
 
+def _end_autocommit(raw: Any, driver_error: type[Exception]) -> None:
+    """Gives a `direct` connection back its transactions, or drops it from the pool when it cannot take them."""
+    dbapi = raw.dbapi_connection
+    if dbapi is None or dbapi.closed:
+        return
+    try:
+        dbapi.autocommit = False
+    except (
+        driver_error
+    ) as exc:  # a statement still in flight (the deadline cut it): the pool must not keep it
+        raw.invalidate(exc)
+
+
 class SqlDatabase:
     """One engine, its transactions and its statement count. Thread-safe.
 
@@ -283,9 +296,81 @@ class SqlDatabase:
         except SQLAlchemyError as exc:
             raise self._failed(exc, what) from exc
 
+    def direct(
+        self, work: Callable[[Any], Any], *, what: str, statements: int = 1, transaction: bool = False
+    ) -> Any:
+        """Runs `work(cursor)` on a pooled driver connection, for the hot paths (a chat turn, the relay).
+
+        No SQL compiling: `work`'s SQL is the driver's own (psycopg's `%s` placeholders). In autocommit
+        (the default) each statement is its own transaction, with no BEGIN or COMMIT round trips, so
+        whatever must commit together is one statement; `transaction=True` runs `work` in one transaction
+        instead, committed when it returns. Postgres and CockroachDB only (`direct_sql`); the deadline,
+        the outage rule, the retries of `run` (CockroachDB conflicts, one dropped connection) and the error
+        sentences are the same. `statements` is what `work` sends, for the meter.
+        """
+        self.outage.check(what)
+        driver_error = self.engine.dialect.loaded_dbapi.Error
+        attempts = 0
+        while True:
+            attempts += 1
+            guard = None
+            try:
+                raw = self.engine.raw_connection()
+            except SQLAlchemyError as exc:
+                raise self._failed(exc, what) from exc
+            cursor = None
+            try:
+                dbapi: Any = raw.dbapi_connection
+                with self._deadline_of(raw.info) as guard:
+                    if transaction:
+                        with dbapi.transaction():
+                            cursor = dbapi.cursor()
+                            self.count_statements(statements)
+                            result = work(cursor)
+                    else:
+                        dbapi.autocommit = True
+                        try:
+                            cursor = dbapi.cursor()
+                            self.count_statements(statements)
+                            result = work(cursor)
+                        finally:
+                            _end_autocommit(raw, driver_error)
+                self.outage.end()
+                return result
+            except driver_error as exc:
+                expired = guard is not None and guard.expired
+                lost = self.engine.dialect.is_disconnect(exc, dbapi, cursor) or expired
+                if lost:
+                    raw.invalidate(exc)
+                wrapped = DBAPIError.instance(
+                    None, None, exc, driver_error, connection_invalidated=lost, dialect=self.engine.dialect
+                )
+                sqlstate = getattr(exc, "sqlstate", None)
+                if not expired and ((sqlstate == "40001" and attempts < 8) or (lost and attempts < 2)):
+                    time.sleep(min(0.01 * 2**attempts, 0.5))
+                    continue
+                raise self._failed(wrapped, what, expired=expired) from exc
+            finally:
+                if cursor is not None and not cursor.closed:
+                    cursor.close()
+                raw.close()  # back to the pool (an invalidated one is dropped)
+
+    def count_statements(self, statements: int) -> None:
+        """For the meter: statements sent by `direct`'s work (it counts the ones it was told of)."""
+        with self._count_lock:
+            self.statements += statements
+
+    @property
+    def direct_sql(self) -> bool:
+        """Whether `direct` serves this database (a psycopg server, not SQLite)."""
+        return self.kind != "sqlite"
+
     # -- a database that stops answering ---------------------------------------------------------
     def _deadline(self, conn: Connection) -> Any:
         return self._watchdog.guard(conn.connection.info, self.timeout)
+
+    def _deadline_of(self, info: dict[str, Any]) -> Any:
+        return self._watchdog.guard(info, self.timeout)
 
     def _failed(self, exc: SQLAlchemyError, what: str, *, expired: bool = False) -> BackendError:
         """The error for a failed call; an unreachable database also makes calls fail fast a while."""

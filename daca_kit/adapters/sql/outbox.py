@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select
@@ -28,6 +29,13 @@ from daca_kit.adapters.sql.database import SqlDatabase
 from daca_kit.adapters.sql.tables import outbox_t
 from daca_kit.core.clock import utcnow
 from daca_kit.core.ports import Event
+
+# The relay's batch on Postgres and CockroachDB (`SqlDatabase.direct`, one transaction): rows another
+# process is publishing are locked, so skipped; the published ones are deleted before the commit.
+_LOCK_BATCH_SQL = (
+    "SELECT id, event_id, topic, payload FROM outbox ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
+)
+_DELETE_SQL = "DELETE FROM outbox WHERE id = ANY(%s)"
 
 
 class SqlOutbox:
@@ -49,20 +57,19 @@ class SqlOutbox:
         """Writes `events` in the caller's transaction."""
         if not events:
             return
-        now = utcnow()
         conn.execute(
             insert(outbox_t),
             [
-                {
-                    "event_id": eid,
-                    "topic": topic,
-                    "payload": json.dumps(payload),
-                    "created_at": now,
-                    "attempts": 0,
-                }
-                for topic, eid, payload in events
+                {"event_id": eid, "topic": topic, "payload": payload, "created_at": at, "attempts": 0}
+                for eid, topic, payload, at in self.rows(events)
             ],
         )
+
+    @staticmethod
+    def rows(events: list[Event]) -> list[tuple[str, str, str, datetime]]:
+        """`events` as outbox columns (event_id, topic, payload, created_at), for a store's own statement."""
+        now = utcnow()
+        return [(eid, topic, json.dumps(payload), now) for topic, eid, payload in events]
 
     def batch(self, limit: int = 100) -> list[dict[str, Any]]:
         query = select(outbox_t).order_by(outbox_t.c.id).limit(limit)
@@ -130,13 +137,17 @@ class SqlOutbox:
             self.done([row["id"] for i, row in enumerate(rows) if i not in refused])
             return len(rows) - len(refused)
 
-        def work(conn: Connection) -> int:
-            query = select(outbox_t).order_by(outbox_t.c.id).limit(limit).with_for_update(skip_locked=True)
-            rows = [{**row, "payload": json.loads(row["payload"])} for row in conn.execute(query).mappings()]
+        def work(cur: Any) -> int:
+            found = cur.execute(_LOCK_BATCH_SQL, (limit,)).fetchall()
+            rows = [
+                {"id": i, "event_id": eid, "topic": topic, "payload": json.loads(payload)}
+                for i, eid, topic, payload in found
+            ]
             refused = set(publish_many(rows)) if rows else set()
             done = [row["id"] for i, row in enumerate(rows) if i not in refused]
             if done:
-                conn.execute(delete(outbox_t).where(outbox_t.c.id.in_(done)))
+                cur.execute(_DELETE_SQL, (done,))
+                self.db.count_statements(1)
             return len(done)
 
-        return int(self.db.run(work, what="publish the outbox"))
+        return int(self.db.direct(work, what="publish the outbox", transaction=True))
