@@ -37,6 +37,7 @@ def create_api(kit: Kit, *, auth: Auth | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (chat, chat_stream, conversations, users, analytics, reviews, system):
         app.include_router(module.router)
+    chat.install_fast_chat(app)
     if kit.pushed_events is not None:
         # Dapr delivers subscribed events (components/subscription.yaml) to POST /events/{topic}.
         app.include_router(events_router(kit.pushed_events))

@@ -1,18 +1,47 @@
-"""POST /chat/ and GET /chat/{instance_id}: a chat turn, and where it stands."""
+"""POST /chat/ and GET /chat/{instance_id}: a chat turn, and where it stands.
+
+POST /chat/ is the hot path, so a well-formed request skips FastAPI's per-request work (dependencies,
+parameter solving): `install_fast_chat` puts a plain ASGI route for it in front of the documented one,
+which does the same turn the same way. Whatever it does not accept as well-formed (invalid JSON or
+fields, another content type, unknown query parameters) it hands to the documented route unchanged, so
+errors are FastAPI's own; and what the turn raises goes to the app's error handlers either way.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import asyncio
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Annotated, Any, TypeVar
+from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
+from pydantic import ValidationError
+from starlette.routing import Match, Route, Router
+from starlette.types import Message, Receive, Scope, Send
 
+from daca_kit.core.kit import Kit
 from daca_kit.core.models import TurnResult
 from daca_kit.errors import NotFound
 from daca_kit.web.api.deps import KitDep
 from daca_kit.web.api.schemas import ChatFailed, ChatPending, ChatReply, ChatRequest, Problem, TurnStatus
-from daca_kit.web.auth import AuthDep, peer_of, require_user
+from daca_kit.web.auth import Auth, AuthDep, peer_of, require_user
+
+T = TypeVar("T")
+# The threads that run turns (each blocks on the database, the counters and the model): as many as
+# Starlette's default pool, and a plain executor hop, a third of the CPU of anyio's per request.
+_TURN_THREADS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="turn")
+MAX_WAIT = 600.0
+_PLAIN_NUMBER = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")
+
+
+async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Runs blocking `fn` in a turn thread, without blocking the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(_TURN_THREADS, partial(fn, *args, **kwargs))
+
 
 router = APIRouter(prefix="/chat", tags=["chat"])
 
@@ -61,11 +90,18 @@ async def post_chat(
     kit: KitDep,
     auth: AuthDep,
     wait: Annotated[
-        float | None, Query(ge=0, le=600, description="Seconds to wait for a review decision")
+        float | None, Query(ge=0, le=MAX_WAIT, description="Seconds to wait for a review decision")
     ] = None,
 ) -> JSONResponse:
+    return await chat_turn(request, kit, auth, body, wait)
+
+
+async def chat_turn(
+    request: Request, kit: Kit, auth: Auth, body: ChatRequest, wait: float | None
+) -> JSONResponse:
+    """The turn of POST /chat/, from either route."""
     await require_user(request, auth, body.user_id, history=False)
-    result = await run_in_threadpool(
+    result = await in_thread(
         kit.submit,
         body.user_id,
         body.text,
@@ -79,6 +115,81 @@ async def post_chat(
     return turn_response(result)
 
 
+_PASS_ON = "daca.chat.documented"  # in a request's scope: FastChat passed it on to the documented route
+
+
+class FastChat:
+    """The plain ASGI route of POST /chat/ (see the module docstring); `router` is the app's, whose
+    documented route gets what this one passes on."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        parsed = _well_formed(scope, body)
+        if parsed is None:
+            sent = False
+
+            async def replay() -> Message:
+                nonlocal sent
+                if not sent:
+                    sent = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+            scope[_PASS_ON] = True
+            await self.router(scope, replay, send)
+            return
+        request = Request(scope, receive)
+        state = request.app.state
+        response = await chat_turn(request, state.kit, state.auth, *parsed)
+        await response(scope, receive, send)
+
+
+def _well_formed(scope: Scope, body: bytes) -> tuple[ChatRequest, float | None] | None:
+    """The request's body and `wait` when FastAPI would accept them as they are; None otherwise."""
+    content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
+    if content_type.split(b";")[0].strip().lower() != b"application/json":
+        return None
+    wait: float | None = None
+    query = scope.get("query_string") or b""
+    if query:
+        pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+        if len(pairs) != 1 or pairs[0][0] != "wait":
+            return None
+        if not _PLAIN_NUMBER.fullmatch(pairs[0][1]):
+            return None  # FastAPI reads other spellings (or refuses them) itself
+        wait = float(pairs[0][1])
+        if wait > MAX_WAIT:
+            return None
+    try:
+        return ChatRequest.model_validate_json(body), wait
+    except ValidationError:
+        return None
+
+
+class _FastChatRoute(Route):
+    """Matches POST /chat/ unless FastChat passed the request on."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope.get(_PASS_ON):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+def install_fast_chat(app: FastAPI) -> None:
+    """Puts `FastChat` in front of the documented POST /chat/ route (OpenAPI still shows that one)."""
+    app.router.routes.insert(0, _FastChatRoute("/chat/", FastChat(app.router), methods=["POST"]))
+
+
 @router.get("/{instance_id}", response_model=TurnStatus, responses={404: {"model": Problem}})
 async def get_chat(
     instance_id: str,
@@ -87,7 +198,7 @@ async def get_chat(
         float, Query(ge=0, le=600, description="Seconds to wait for the turn to end (a review decision)")
     ] = 0,
 ) -> JSONResponse:
-    result = await run_in_threadpool(kit.turn, instance_id)
+    result = await in_thread(kit.turn, instance_id)
     if result is None:
         raise NotFound(f"No chat turn with id '{instance_id}'.")
     if wait > 0 and not result.finished:
