@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from daca_kit.web.asgi import read_body
+
 log = logging.getLogger(__name__)
 
 RELAY_HEADER = b"x-daca-relay"
@@ -55,14 +57,9 @@ class UiRelay:
             return
         if scope["type"] != "http":
             return
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
+        if body is None:
+            return
         client = scope.get("client") or ("", 0)
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP | {RELAY_HEADER, PEER_HEADER}]
         headers += [(RELAY_HEADER, self.token), (PEER_HEADER, f"{client[0]}:{client[1]}".encode())]

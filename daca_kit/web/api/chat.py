@@ -21,13 +21,14 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.routing import Match, Route, Router
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from daca_kit.core.kit import Kit
 from daca_kit.core.models import TurnResult
 from daca_kit.errors import NotFound
 from daca_kit.web.api.deps import KitDep
 from daca_kit.web.api.schemas import ChatFailed, ChatPending, ChatReply, ChatRequest, Problem, TurnStatus
+from daca_kit.web.asgi import read_body, replaying
 from daca_kit.web.auth import Auth, AuthDep, peer_of, require_user
 
 T = TypeVar("T")
@@ -126,27 +127,13 @@ class FastChat:
         self.router = router
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
+        if body is None:
+            return
         parsed = _well_formed(scope, body)
         if parsed is None:
-            sent = False
-
-            async def replay() -> Message:
-                nonlocal sent
-                if not sent:
-                    sent = True
-                    return {"type": "http.request", "body": body, "more_body": False}
-                return await receive()
-
             scope[_PASS_ON] = True
-            await self.router(scope, replay, send)
+            await self.router(scope, replaying(body, receive), send)
             return
         request = Request(scope, receive)
         state = request.app.state
