@@ -98,8 +98,8 @@ class TurnActivities:
         if (
             replies is None
             or not instance_id
-            or not isinstance(self.model, StreamingReplyModel)
             or not replies.listening(instance_id)
+            or not isinstance(self.model, StreamingReplyModel)  # a protocol check: the slower test, last
         ):
             return self.model.generate(request)
         return self.model.stream(request, lambda text: replies.publish(instance_id, text))

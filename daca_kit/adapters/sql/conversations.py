@@ -20,6 +20,8 @@ from daca_kit.core.ports import Event
 # The turn's two statements on Postgres and CockroachDB, in the driver's own SQL (`SqlDatabase.direct`):
 # one bounded read, and one statement that stores the turn and its events together (a data-modifying CTE:
 # the events are inserted only when the turn's row was, and both commit as one implicit transaction).
+# CockroachDB's INSERT reference (cockroachlabs.com/docs/stable/insert) gives both the WITH clause and
+# ON CONFLICT ... RETURNING; the kit's tests run them on Postgres only (no CockroachDB here).
 HISTORY_SQL = "SELECT message, reply FROM conversation WHERE user_id = %s ORDER BY id DESC LIMIT %s"
 _TURN_ROW = (
     'INSERT INTO conversation (user_id, message, reply, "timestamp", instance_id) VALUES (%s, %s, %s, %s, %s) '
@@ -31,7 +33,8 @@ def store_turn_sql(events: int) -> str:
     """The one statement that stores a turn with `events` outbox rows; it returns a row when it stored them."""
     if not events:
         return _TURN_ROW
-    values = ", ".join(["(%s, %s, %s, %s)"] * events)
+    # Typed placeholders: a VALUES list in FROM gives no column to infer them from (CockroachDB asks).
+    values = ", ".join(["(%s::TEXT, %s::TEXT, %s::TEXT, %s::TIMESTAMPTZ)"] * events)
     return (
         f"WITH turn AS ({_TURN_ROW}) "
         "INSERT INTO outbox (event_id, topic, payload, created_at, attempts) "
