@@ -33,7 +33,10 @@ class OutboxRelay:
         batch: int = 100,
         sweep_interval: float = 300.0,
         backoff_min: float = 0.2,
-        backoff_max: float = 30.0,
+        # A failed publish (broker, or with the in-process bus the counters, down) is retried after 0.2 s,
+        # then ever later, at most every 10 s: counts catch up within seconds of the service's return, for
+        # one outbox read every 10 s while it is down.
+        backoff_max: float = 10.0,
         linger: float = 0.02,
     ) -> None:
         self.outbox = outbox
