@@ -48,7 +48,9 @@ class InProcessEventBus:
                 log.warning("consumer %s failed on %s event %s: %s", consumer, topic, event.get("id"), exc)
                 raise BusError(f"Consumer '{consumer}' could not handle the {topic} event: {exc}") from exc
 
-    def subscribe(self, topic: str, handler: Handler, *, consumer: str) -> None:
+    def subscribe(self, topic: str, handler: Handler, *, consumer: str, consume: bool = True) -> None:
+        if not consume:
+            return  # no other process hears this bus
         with self._lock:
             self._handlers[topic].append((consumer, handler))
 

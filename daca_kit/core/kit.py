@@ -100,8 +100,11 @@ class Kit:
             threading.Thread(target=self._check_reach, name="daca-reach", daemon=True).start()
         self.stores.database.create_all()
         self.runtime.on_change(self._on_change)
-        if self.consume_events:
-            self.bus.subscribe(MESSAGES_TOPIC, AnalyticsConsumer(self.counters), consumer=CONSUMER)
+        # Without consume_events another process consumes (a sibling worker, on a broker): this one only
+        # routes the events to the consumer's queue.
+        self.bus.subscribe(
+            MESSAGES_TOPIC, AnalyticsConsumer(self.counters), consumer=CONSUMER, consume=self.consume_events
+        )
         if self.relay is None:
             # With other processes on the database (wake-ups not embedded), a killed one may leave events
             # committed and unpublished: sweep for them every 30 s rather than every 5 minutes.

@@ -83,6 +83,8 @@ def prepare(settings: Settings, *, with_ui: bool = True, role: WorkerRole | None
         )
 
     deferred = settings.runtime == "dapr"
+    if role is not None and not role.counts_events and not kit.bus.backend.embedded:
+        kit.consume_events = False  # one worker counts for all (see WorkerRole.counts_events)
 
     kit.start(defer_runtime=deferred)
     for warning in kit.warnings():

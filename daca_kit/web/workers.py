@@ -46,6 +46,13 @@ class WorkerRole:
     relay_token: str
 
     @property
+    def counts_events(self) -> bool:
+        """Whether this worker consumes the analytics queue of a broker: the last one only (not the UI's),
+        so the queue's deliveries arrive in one place and are counted in larger batches. While it restarts,
+        events wait in the durable queue."""
+        return self.index == self.count - 1
+
+    @property
     def serves_ui(self) -> bool:
         return self.ui_port is not None and self.index == 0
 

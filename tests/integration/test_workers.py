@@ -16,7 +16,7 @@ import pytest
 from gradio_client import Client
 
 from daca_kit.ops.launcher import APP_PY
-from tests.support.appproc import AppProcess
+from tests.support.appproc import AppProcess, eventually
 
 
 def _worker_pids(app: AppProcess, requests: int = 40) -> set[int]:
@@ -130,3 +130,37 @@ def test_a_killed_worker_is_started_again_and_its_pending_reviews_are_served_mea
                 assert decided.status_code == 200, decided.text
                 assert rest.get(f"/chat/{instance_id}?wait=10").json()["status"] == "completed"
             assert len(rest.get("/conversations/gus", headers=app.admin_headers).json()) == 6
+
+
+@pytest.mark.slow  # starts two workers on Postgres, Redis and RabbitMQ
+def test_two_workers_on_a_broker_count_every_turn_once_through_one_consumer(
+    tmp_path: Path, pg_url: str, redis_url: str, amqp_url: str
+) -> None:
+    import pika
+    import redis
+
+    env = {"DATABASE_URL": pg_url, "REDIS_URL": redis_url, "AMQP_URL": amqp_url, "WEB_CONCURRENCY": "2"}
+    counts = redis.Redis.from_url(redis_url, decode_responses=True)
+    with AppProcess(tmp_path, env=env, startup_timeout=90) as app:
+        app.start()
+        pids: set[int] = set()
+        deadline = time.monotonic() + 120
+        while len(pids) < 2 and time.monotonic() < deadline:
+            pids |= _worker_pids(app)
+        assert len(pids) == 2, pids
+        for i in range(30):  # a new connection each time: the turns land on either worker
+            with httpx.Client(base_url=app.base_url, trust_env=False, timeout=30) as client:
+                answer = client.post("/chat/", json={"user_id": f"w{i % 3}", "text": f"turn {i}"})
+            assert answer.status_code == 200, answer.text
+        expected = {f"message_count:w{u}": "10" for u in range(3)}
+        eventually(lambda: {k: counts.get(k) for k in expected} == expected, timeout=30)
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        try:
+            queue = connection.channel().queue_declare(queue="daca-analytics-messages", passive=True)
+        finally:
+            connection.close()
+        assert queue.method.consumer_count == 1  # one worker counts for both
+        assert queue.method.message_count == 0
+    time.sleep(0.5)
+    assert {k: counts.get(k) for k in expected} == expected  # and nothing was counted twice
+    counts.close()

@@ -98,8 +98,9 @@ class FakeEventBus:
         for handler in self.handlers[topic]:
             handler(event)
 
-    def subscribe(self, topic: str, handler: Handler, *, consumer: str) -> None:
-        self.handlers[topic].append(handler)
+    def subscribe(self, topic: str, handler: Handler, *, consumer: str, consume: bool = True) -> None:
+        if consume:
+            self.handlers[topic].append(handler)
 
     @property
     def calls(self) -> int:

@@ -91,7 +91,9 @@ class DaprEventBus:
             "reachable from daprd (AMQP_URL)"
         )
 
-    def subscribe(self, topic: str, handler: Handler, *, consumer: str) -> None:
+    def subscribe(self, topic: str, handler: Handler, *, consumer: str, consume: bool = True) -> None:
+        if not consume:
+            return  # Dapr's subscriptions are declared in components/, not here
         with self._lock:
             self._handlers.setdefault(topic, []).append((consumer, handler))
 

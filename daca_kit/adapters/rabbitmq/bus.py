@@ -229,11 +229,15 @@ class PikaEventBus:
         return True
 
     # -- consuming -----------------------------------------------------------------------------
-    def subscribe(self, topic: str, handler: Handler, *, consumer: str) -> None:
+    def subscribe(self, topic: str, handler: Handler, *, consumer: str, consume: bool = True) -> None:
+        """Consumes `consumer`'s durable queue of `topic`; with `consume=False` only declares and routes to
+        it (its events are another process's to consume, and one that reaches no queue stays in the outbox)."""
         queue = f"{consumer}-{topic}"
         with self._pub_lock:
             self._queues.setdefault(topic, set()).add(queue)
             self._declared.discard(topic)  # the next publish declares the new queue too
+        if not consume:
+            return
         worker = QueueConsumer(self, topic, handler, queue)
         self._consumers.append(worker)
         worker.start()
