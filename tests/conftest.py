@@ -150,6 +150,13 @@ def rabbitmqctl(*args: str) -> str | None:
 @pytest.fixture(scope="session")
 def _amqp_vhost() -> Iterator[str]:
     """A RabbitMQ vhost private to this session (never the shared `/`), made with rabbitmqctl."""
+    with private_vhost() as vhost:
+        yield vhost
+
+
+@contextmanager
+def private_vhost() -> Iterator[str]:
+    """A new RabbitMQ vhost that guest may use, deleted afterwards (skips, or fails in CI, without one)."""
     need("RabbitMQ", AMQP_HOST, AMQP_PORT)
     vhost = f"daca-test-{uuid.uuid4().hex[:8]}"
     failed = rabbitmqctl("add_vhost", vhost)

@@ -229,6 +229,26 @@ def redis_app(tmp_path_factory: pytest.TempPathFactory, _redis_module: redis.Red
 
 
 @pytest.fixture(scope="module")
+def rabbitmq_redis_app(
+    tmp_path_factory: pytest.TempPathFactory, _redis_module: redis.Redis
+) -> Iterator[Served]:
+    """Redis behind the proxy, events on the real RabbitMQ (a vhost of its own: no other app consumes its
+    queue): the consumer counts what arrived together in one call, and a failed batch is delivered again."""
+    from urllib.parse import quote
+
+    from tests.conftest import private_vhost
+
+    proxy = TcpProxy("127.0.0.1", REDIS_PORT)
+    db = _redis_module.connection_pool.connection_kwargs["db"]
+    with private_vhost() as vhost:
+        env = {
+            "REDIS_URL": proxy.wrap_url(f"redis://127.0.0.1:{REDIS_PORT}/{db}"),
+            "AMQP_URL": f"amqp://guest:guest@127.0.0.1:{AMQP_PORT}/{quote(vhost, safe='')}",
+        }
+        yield from serve(tmp_path_factory.mktemp("rabbitmq-redis"), proxy, env, redis=_redis_module)
+
+
+@pytest.fixture(scope="module")
 def upstash_app(tmp_path_factory: pytest.TempPathFactory, _redis_module: redis.Redis) -> Iterator[Served]:
     db = _redis_module.connection_pool.connection_kwargs["db"]
     with UpstashRestStub(f"redis://127.0.0.1:{REDIS_PORT}/{db}", token=UPSTASH_TOKEN) as stub:
@@ -238,13 +258,13 @@ def upstash_app(tmp_path_factory: pytest.TempPathFactory, _redis_module: redis.R
         yield from serve(tmp_path_factory.mktemp("upstash"), proxy, env, redis=_redis_module)
 
 
-@pytest.mark.parametrize("backend", ["redis", "upstash"])
+@pytest.mark.parametrize("backend", ["redis", "upstash", "rabbitmq_redis"])
 @pytest.mark.parametrize("mode", MODES)
 def test_counters_cut_chat_still_answers_within_the_bound_and_counts_catch_up(
     request: pytest.FixtureRequest, backend: str, mode: Mode
 ) -> None:
     served: Served = request.getfixturevalue(f"{backend}_app")
-    setting = "REDIS_URL" if backend == "redis" else "UPSTASH_REDIS_REST_URL"
+    setting = "UPSTASH_REDIS_REST_URL" if backend == "upstash" else "REDIS_URL"
     user = f"{backend}-{mode}"
     assert ok(timed_chat(served.client, user, "before the cut"))
     eventually(lambda: served.count(user) == 1)

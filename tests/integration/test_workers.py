@@ -38,15 +38,20 @@ def _worker_pids(app: AppProcess, requests: int = 40) -> set[int]:
         return set(pool.map(one, range(requests)))
 
 
+def _both_workers(app: AppProcess, seconds: float) -> set[int]:
+    """The worker pids seen answering within `seconds` (until two are seen)."""
+    pids: set[int] = set()
+    deadline = time.monotonic() + seconds
+    while len(pids) < 2 and time.monotonic() < deadline:
+        pids |= _worker_pids(app)
+    return pids
+
+
 @pytest.mark.slow  # starts two workers with the UI
 def test_two_workers_serve_rest_and_the_ui_through_one_port(workers: AppProcess) -> None:
     app = workers
-    pids: set[int] = set()
-    deadline = (
-        time.monotonic() + 120
-    )  # /health answers once one worker listens; the UI's takes longer (a busy machine: a minute)
-    while len(pids) < 2 and time.monotonic() < deadline:
-        pids |= _worker_pids(app)
+    # /health answers once one worker listens; the UI's takes longer (a busy machine: a minute)
+    pids = _both_workers(app, 120)
     assert len(pids) == 2, pids
     assert app.pid not in pids  # the supervisor serves nothing itself
     with httpx.Client(base_url=app.base_url, trust_env=False) as anyone:
@@ -96,10 +101,7 @@ def test_a_killed_worker_is_started_again_and_its_pending_reviews_are_served_mea
     env = {"DATABASE_URL": pg_url, "REDIS_URL": redis_url, "WEB_CONCURRENCY": "2"}
     with AppProcess(tmp_path, env=env, startup_timeout=90) as app:  # REST only: both workers alike
         app.start()
-        pids: set[int] = set()
-        deadline = time.monotonic() + 60
-        while len(pids) < 2 and time.monotonic() < deadline:
-            pids |= _worker_pids(app)
+        pids = _both_workers(app, 60)
         assert len(pids) == 2, pids
         with app.client() as rest:
             ids = []
@@ -143,10 +145,7 @@ def test_two_workers_on_a_broker_count_every_turn_once_through_one_consumer(
     counts = redis.Redis.from_url(redis_url, decode_responses=True)
     with AppProcess(tmp_path, env=env, startup_timeout=90) as app:
         app.start()
-        pids: set[int] = set()
-        deadline = time.monotonic() + 120
-        while len(pids) < 2 and time.monotonic() < deadline:
-            pids |= _worker_pids(app)
+        pids = _both_workers(app, 120)
         assert len(pids) == 2, pids
         for i in range(30):  # a new connection each time: the turns land on either worker
             with httpx.Client(base_url=app.base_url, trust_env=False, timeout=30) as client:

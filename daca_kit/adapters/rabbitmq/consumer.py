@@ -52,14 +52,13 @@ class QueueConsumer(threading.Thread):
                 declare_topic(channel, self.topic, [self.queue])
                 channel.basic_qos(prefetch_count=self.bus.prefetch)
                 self._batch.clear()
-                batching = self._many is not None
-                on_message = self._on_delivery if batching else self._on_message
+                on_message = self._on_message if self._many is None else self._on_delivery
                 channel.basic_consume(queue=self.queue, on_message_callback=on_message, auto_ack=False)
                 self.ready.set()
                 delay = self.bus.reconnect_min
                 log.info("consuming %s", self.queue)
-                if batching:
-                    self._consume_batches(self._conn, channel)
+                if self._many is not None:
+                    self._consume_batches(self._conn, channel, self._many)
                 else:
                     channel.start_consuming()
             except Exception as exc:  # noqa: BLE001 - the consumer must outlive any broker failure
@@ -77,13 +76,13 @@ class QueueConsumer(threading.Thread):
                 break
             delay = min(delay * 2, self.bus.reconnect_max)
 
-    def _consume_batches(self, conn: pika.BlockingConnection, channel: Any) -> None:
+    def _consume_batches(self, conn: pika.BlockingConnection, channel: Any, handler: BatchHandler) -> None:
         """Until `stop`, or until the broker cancels the consumer (its queue was deleted: the caller then
         connects again, which declares it again): waits for deliveries, then hands what arrived at once."""
         while not self._stopping.is_set() and channel.consumer_tags:
             conn.process_data_events(time_limit=1.0)  # returns once deliveries were dispatched
             if self._batch:
-                self._handle_batch(channel)
+                self._handle_batch(channel, handler)
 
     def _on_delivery(self, channel: Any, method: Any, _props: Any, body: bytes) -> None:
         try:
@@ -92,12 +91,11 @@ class QueueConsumer(threading.Thread):
             log.error("dropping a malformed message on %s", self.queue)
             channel.basic_nack(delivery_tag=method.delivery_tag, requeue=False)
 
-    def _handle_batch(self, channel: Any) -> None:
+    def _handle_batch(self, channel: Any, handler: BatchHandler) -> None:
         batch, self._batch = self._batch, []
         last = batch[-1][0]
         try:
-            assert self._many is not None
-            self._many.handle_many([event for _, event in batch])
+            handler.handle_many([event for _, event in batch])
         except Exception as exc:  # noqa: BLE001 - a failed handler means "deliver again"
             log.warning(
                 "handler for %s failed on %d event(s) (%s); they will be redelivered",

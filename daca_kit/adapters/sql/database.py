@@ -24,7 +24,8 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -102,17 +103,20 @@ def database_backend(url: str) -> Backend:
     return Backend(kind, kind, DESCRIPTIONS[kind], embedded=kind == "sqlite")
 
 
-def _end_autocommit(raw: Any, driver_error: type[Exception]) -> None:
-    """Gives a `direct` connection back its transactions, or drops it from the pool when it cannot take them."""
+@contextmanager
+def _autocommit(raw: Any, driver_error: type[Exception]) -> Iterator[None]:
+    """A pooled connection in autocommit for the block; then back to transactions, or out of the pool when
+    it cannot take them (a statement still in flight: the deadline cut it)."""
     dbapi = raw.dbapi_connection
-    if dbapi is None or dbapi.closed:
-        return
+    dbapi.autocommit = True
     try:
-        dbapi.autocommit = False
-    except (
-        driver_error
-    ) as exc:  # a statement still in flight (the deadline cut it): the pool must not keep it
-        raw.invalidate(exc)
+        yield
+    finally:
+        if not dbapi.closed:
+            try:
+                dbapi.autocommit = False
+            except driver_error as exc:
+                raw.invalidate(exc)
 
 
 class SqlDatabase:
@@ -321,20 +325,11 @@ class SqlDatabase:
             cursor = None
             try:
                 dbapi: Any = raw.dbapi_connection
-                with self._deadline_of(raw.info) as guard:
-                    if transaction:
-                        with dbapi.transaction():
-                            cursor = dbapi.cursor()
-                            self.count_statements(statements)
-                            result = work(cursor)
-                    else:
-                        dbapi.autocommit = True
-                        try:
-                            cursor = dbapi.cursor()
-                            self.count_statements(statements)
-                            result = work(cursor)
-                        finally:
-                            _end_autocommit(raw, driver_error)
+                mode = dbapi.transaction() if transaction else _autocommit(raw, driver_error)
+                with self._deadline_of(raw.info) as guard, mode:
+                    cursor = dbapi.cursor()
+                    self.count_statements(statements)
+                    result = work(cursor)
                 self.outage.end()
                 return result
             except driver_error as exc:

@@ -182,7 +182,7 @@ async def get_chat(
     instance_id: str,
     kit: KitDep,
     wait: Annotated[
-        float, Query(ge=0, le=600, description="Seconds to wait for the turn to end (a review decision)")
+        float, Query(ge=0, le=MAX_WAIT, description="Seconds to wait for the turn to end (a review decision)")
     ] = 0,
 ) -> JSONResponse:
     result = await in_thread(kit.turn, instance_id)
