@@ -9,6 +9,7 @@ The tutorial's names are accepted as aliases (DB_CONNECTION for DATABASE_URL).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from datetime import timedelta
@@ -377,6 +378,9 @@ def parse_reviewers(text: str) -> dict[str, str | None]:
     return accounts
 
 
+@functools.lru_cache(
+    maxsize=4096
+)  # asked for every request; parsing an address costs more than the turn's rest
 def is_loopback(host: str | None) -> bool:
     """Whether `host` (an address or "localhost") is this machine."""
     if not host:

@@ -4,7 +4,8 @@
                      user_prefix="e-u", text=lambda n: f"bench message {n}", progress=False)
 
 Each user posts its next turn as soon as the last one answered (a closed loop), until `turns` were sent or
-`max_seconds` passed. Backend calls come from the server's own `GET /usage` (each service's `calls`, and
+`max_seconds` passed, on a keep-alive connection of its own through the lean client in `http.py`, so that
+the load takes little of the CPU it shares with the server (the phase reports the client's CPU per turn). Backend calls come from the server's own `GET /usage` (each service's `calls`, and
 `turns_completed`), read once the background work (outbox relay, event consumer) has settled; with more
 than one worker process they are left out (each worker keeps its own, and /usage answers from one). The
 server's memory and CPU time come from /proc when this process started it, summed over its workers.
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from daca_kit.ops.bench.http import LeanClient, LeanHTTPError
 from daca_kit.ops.launcher import LocalApp
 
 if TYPE_CHECKING:
@@ -102,12 +104,11 @@ async def _load(
     next_turn = 0
     deadline = time.monotonic() + max_seconds
     bar = tqdm(total=turns, desc=label, unit="turn", disable=not progress, leave=False)
-    limits = httpx.Limits(max_connections=users, max_keepalive_connections=users)
-    async with httpx.AsyncClient(base_url=base_url, trust_env=False, timeout=60.0, limits=limits) as client:
+    async with LeanClient(base_url, timeout=60.0) as client:
         ids = user_ids(user_prefix, users)
         if warm_up:  # not measured: one turn per user opens the server's connections and pools
             await asyncio.gather(
-                *(client.post("/chat/", json={"user_id": u, "text": "warm-up"}) for u in ids)
+                *(client.post_json("/chat/", {"user_id": u, "text": "warm-up"}) for u in ids)
             )
 
         async def user(u: int) -> None:
@@ -117,9 +118,9 @@ async def _load(
                 next_turn += 1
                 started = time.perf_counter()
                 try:
-                    response = await client.post("/chat/", json={"user_id": ids[u], "text": text(n)})
-                    code = str(response.status_code)
-                except httpx.HTTPError as exc:
+                    status, _body = await client.post_json("/chat/", {"user_id": ids[u], "text": text(n)})
+                    code = str(status)
+                except LeanHTTPError as exc:
                     code = type(exc).__name__
                 elapsed = (time.perf_counter() - started) * 1000
                 if code == str(expect):
@@ -138,7 +139,15 @@ async def _load(
 
 
 def run_load(base_url: str, **kwargs: Any) -> LoadResult:
-    return asyncio.run(_load(base_url, **kwargs))
+    """One phase on its own event loop (uvloop's when installed, as the servers use it)."""
+    try:
+        import uvloop
+
+        factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(_load(base_url, **kwargs))
 
 
 def read_calls(client: httpx.Client) -> dict[str, float]:
@@ -184,7 +193,9 @@ def measure(
         before = settled_calls(client) if per_process else {}
         cpu_before = server.status().get("cpu_ms") if server else None
         started = counted.started() if counted is not None else time.time()
+        client_cpu = time.process_time()
         result = run_load(server_url, label=label, **load)
+        client_cpu = time.process_time() - client_cpu
         if counted is not None:
             counted.stopped(started)
         sustained = (
@@ -195,6 +206,7 @@ def measure(
     out = result.summary()
     out["workers"] = workers
     turns = max(1, result.ok)
+    out["client_cpu_ms_per_turn"] = round(client_cpu * 1000 / turns, 2)
     if per_process:
         out["calls_per_turn"] = {
             k: round((after.get(k, 0) - before.get(k, 0)) / turns, 2) for k in SERVICE_KEYS

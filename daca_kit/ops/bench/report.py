@@ -90,7 +90,7 @@ def table(report: dict[str, Any]) -> str:
     lines = [
         "",
         f"{'scenario':<24}{'users':>6}{'turns':>7}{'turns/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
-        f"{'SQL':>6}{'Redis':>6}{'AMQP':>6}{'model':>6}{'RSS MiB':>8}{'CPU ms':>8}  errors",
+        f"{'SQL':>6}{'Redis':>6}{'AMQP':>6}{'model':>6}{'RSS MiB':>8}{'CPU ms':>8}{'load ms':>8}  errors",
     ]
 
     def row(name: str, part: dict[str, Any]) -> None:
@@ -108,7 +108,8 @@ def table(report: dict[str, Any]) -> str:
             f"{name:<24}{part['users']:>6}{part['turns_ok']:>7}{part['turns_per_s'] or 0:>9.1f}"
             f"{lat['p50'] or 0:>9.2f}{lat['p95'] or 0:>9.2f}{lat['p99'] or 0:>9.2f}"
             f"{call('database')}{call('counters')}{call('events')}{call('model')}"
-            f"{(rss or 0) / 1024:>8.1f}{server.get('cpu_ms_per_turn') or 0:>8.2f}  {_errors(part)}"
+            f"{(rss or 0) / 1024:>8.1f}{server.get('cpu_ms_per_turn') or 0:>8.2f}"
+            f"{part.get('client_cpu_ms_per_turn') or 0:>8.2f}  {_errors(part)}"
         )
 
     for name, part in load_rows(scenarios):
