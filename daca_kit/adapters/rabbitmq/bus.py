@@ -171,10 +171,13 @@ class PikaEventBus:
                         declare_topic(channel, topic, sorted(self._queues.get(topic, ())))
                         self._declared.add(topic)
                     self._returned.clear()
+                    # The blocking channel's basic_publish writes each message to the socket and waits
+                    # until it left (a system call and, in a busy process, a wait for the interpreter
+                    # lock per event); its underlying channel only frames it, and tx_commit below sends
+                    # the whole batch with the commit in one write and waits for commit-ok.
+                    publish = channel._impl.basic_publish
                     for topic, body, props in messages:
-                        channel.basic_publish(
-                            exchange=topic, routing_key="", body=body, properties=props, mandatory=True
-                        )
+                        publish(exchange=topic, routing_key="", body=body, properties=props, mandatory=True)
                     channel.tx_commit()
                     if self._pub_conn is not None:
                         self._pub_conn.process_data_events(0)  # delivers the returns read before commit-ok
