@@ -205,3 +205,18 @@ def test_a_bad_worker_count_is_refused_with_a_sentence(
 def test_worker_counts_are_read_in_order() -> None:
     args = parse_args(["--workers", "2,1,2", "--raw-workers", "3"])
     assert (args.worker_list, args.raw_workers) == ([1, 2], 3)
+
+
+def test_an_unreachable_url_is_one_sentence_and_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nobody listens on it once closed
+    code = main(["--url", f"http://127.0.0.1:{port}", "--users", "1", "--turns", "1", "--out", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"cannot reach http://127.0.0.1:{port}" in err and "Traceback" not in err
+    assert not (tmp_path / "bench.json").exists()

@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 import struct
+import subprocess
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -182,6 +185,37 @@ def test_an_answer_that_is_not_http_is_a_protocol_error() -> None:
     asyncio.run(run())
 
 
-def test_only_plain_http_urls_are_taken() -> None:
-    with pytest.raises(ValueError, match="plain http"):
-        LeanClient("https://example.org")
+def test_https_is_spoken_and_an_untrusted_certificate_is_refused(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    if made.returncode != 0:
+        pytest.skip(f"openssl could not make a certificate: {made.stderr.decode()[-200:]}")
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+
+    async def run() -> None:
+        peer = Peer(echo)
+        peer.server = await asyncio.start_server(peer._serve, "127.0.0.1", 0, ssl=server_tls)
+        url = f"https://127.0.0.1:{peer.server.sockets[0].getsockname()[1]}"
+        try:
+            trusting = ssl.create_default_context(cafile=str(cert))
+            async with LeanClient(url, tls=trusting) as client:
+                assert await client.post_json("/chat/", {"n": 1}) == (200, b'{"n":1}')
+            async with LeanClient(url, timeout=5) as client:  # the system's trust store: not this certificate
+                with pytest.raises(ConnectError):
+                    await client.post_json("/chat/", {"n": 2})
+        finally:
+            peer.server.close()
+
+    asyncio.run(run())
+
+
+def test_only_http_and_https_urls_are_taken() -> None:
+    with pytest.raises(ValueError, match="http:// or https://"):
+        LeanClient("ftp://example.org")
+    assert LeanClient("https://example.org")._host_header == "example.org"
+    assert LeanClient("http://127.0.0.1:7860/")._host_header == "127.0.0.1:7860"

@@ -109,6 +109,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _unreachable(url: str) -> str | None:
+    """Why `url` cannot be loaded (a sentence), or None when its GET /health answers 200."""
+    import httpx
+
+    try:
+        answer = httpx.get(url.rstrip("/") + "/health", timeout=10.0, trust_env=False)
+    except (httpx.HTTPError, ValueError) as exc:
+        return f"cannot reach {url} ({type(exc).__name__}: {exc}); start the app (./run.sh) or pass its URL"
+    if answer.status_code != 200:
+        return f"{url}/health answered {answer.status_code}, not 200: is this the app?"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the chosen scenarios (or loads `--url`), writes the JSON and chart, prints the table."""
     args = parse_args(argv)
@@ -154,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     single = {**load, "users": 1, "turns": args.single_turns}
     scenarios: dict[str, Any] = report["scenarios"]
     workdir = Path(tempfile.mkdtemp(prefix="daca-bench-"))
+    if args.url:
+        unreachable = _unreachable(args.url)
+        if unreachable:
+            print(f"daca-kit bench: {unreachable}", file=sys.stderr)
+            return 2
     try:
         if args.url:
             scenarios["external"] = measure(

@@ -3,11 +3,12 @@
     async with LeanClient("http://127.0.0.1:7860", timeout=60) as client:
         status, body = await client.post_json("/chat/", {"user_id": "u1", "text": "hi"})
 
-The load generator shares the machine's cores with the server it measures. A general client spends a few
+It speaks http and https (`--url` may name a deployed app). The load generator shares the machine's cores
+with the server it measures. A general client spends a few
 milliseconds of CPU on each request (building, validating and parsing it through several layers); at a
 few hundred requests a second that is most of a core, taken from the server, and the client itself
 becomes what the benchmark measures. This one writes the request line and headers as one buffer and
-reads the answer by its Content-Length (or its chunks), nothing more: loopback, plain HTTP, JSON bodies.
+reads the answer by its Content-Length (or its chunks), nothing more: JSON bodies, no proxies, no redirects.
 A connection that fails is dropped and the next request opens a new one; failures are raised as
 `LeanHTTPError` subclasses whose names say what failed, like the error names the bench reports.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,15 +45,20 @@ class ProtocolError(LeanHTTPError):
 class LeanClient:
     """Keep-alive connections to one `http://host:port` base URL, one per concurrent caller."""
 
-    def __init__(self, base_url: str, *, timeout: float = 60.0) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 60.0, tls: ssl.SSLContext | None = None) -> None:
         parts = urlsplit(base_url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"the load generator speaks plain http to a host, not {base_url!r}")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"the load generator needs an http:// or https:// URL with a host, not {base_url!r}"
+            )
         self.host = parts.hostname
-        self.port = parts.port or 80
+        secure = parts.scheme == "https"
+        self.port = parts.port or (443 if secure else 80)
         self.prefix = parts.path.rstrip("/")
         self.timeout = timeout
-        self._host_header = f"{self.host}:{self.port}"
+        self._tls = (tls or ssl.create_default_context()) if secure else None
+        name = f"[{self.host}]" if ":" in self.host else self.host
+        self._host_header = name if parts.port is None else f"{name}:{self.port}"
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self._open: set[asyncio.StreamWriter] = set()
 
@@ -85,8 +92,8 @@ class LeanClient:
             reader, writer = self._idle.pop()
         else:
             try:
-                reader, writer = await asyncio.open_connection(self.host, self.port)
-            except OSError as exc:
+                reader, writer = await asyncio.open_connection(self.host, self.port, ssl=self._tls)
+            except OSError as exc:  # ssl.SSLError included: a certificate this client does not trust
                 raise ConnectError(str(exc)) from exc
             self._open.add(writer)
         try:
