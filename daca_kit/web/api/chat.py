@@ -9,11 +9,8 @@ errors are FastAPI's own; and what the turn raises goes to the app's error handl
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qsl
 
@@ -30,18 +27,19 @@ from daca_kit.web.api.deps import KitDep
 from daca_kit.web.api.schemas import ChatFailed, ChatPending, ChatReply, ChatRequest, Problem, TurnStatus
 from daca_kit.web.asgi import read_body, replaying
 from daca_kit.web.auth import Auth, AuthDep, peer_of, require_user
+from daca_kit.web.threads import Threads
 
 T = TypeVar("T")
 # The threads that run turns (each blocks on the database, the counters and the model): as many as
-# Starlette's default pool, and a plain executor hop, a third of the CPU of anyio's per request.
-_TURN_THREADS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="turn")
+# Starlette's default pool, with a lighter hand-off than anyio's or an executor's (see web/threads.py).
+_TURN_THREADS = Threads(40, "turn")
 MAX_WAIT = 600.0
 _PLAIN_NUMBER = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")
 
 
 async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Runs blocking `fn` in a turn thread, without blocking the event loop."""
-    return await asyncio.get_running_loop().run_in_executor(_TURN_THREADS, partial(fn, *args, **kwargs))
+    return await _TURN_THREADS.run(fn, *args, **kwargs)
 
 
 router = APIRouter(prefix="/chat", tags=["chat"])
