@@ -5,10 +5,11 @@
 
 Each user posts its next turn as soon as the last one answered (a closed loop), until `turns` were sent or
 `max_seconds` passed, on a keep-alive connection of its own through the lean client in `http.py`, so that
-the load takes little of the CPU it shares with the server (the phase reports the client's CPU per turn). Backend calls come from the server's own `GET /usage` (each service's `calls`, and
-`turns_completed`), read once the background work (outbox relay, event consumer) has settled; with more
-than one worker process they are left out (each worker keeps its own, and /usage answers from one). The
-server's memory and CPU time come from /proc when this process started it, summed over its workers.
+the load takes little of the CPU it shares with the server (the phase reports the client's CPU per turn).
+Backend calls come from the server's own `GET /usage` (each service's `calls`, and `turns_completed`), read
+once the background work (outbox relay, event consumer) has settled; with more than one worker process they
+are left out (each worker keeps its own, and /usage answers from one). The server's memory and CPU time
+come from /proc when this process started it, summed over its workers.
 With `counted` (see `sustained.py`), the phase also reports its sustained rate, backlog and event lag.
 """
 
