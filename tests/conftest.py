@@ -10,7 +10,6 @@ no fixture falls back to something shared, and none makes a test vanish in CI.
 from __future__ import annotations
 
 import os
-import random
 import socket
 import subprocess
 import uuid
@@ -110,9 +109,11 @@ def pg_url() -> Iterator[str]:
 
 # -- Redis --------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def _redis_db(worker_id: str) -> int:
-    """DACA_TEST_REDIS_DB (else a random one), plus the xdist worker's number: each worker its own database."""
-    base = int(os.environ.get("DACA_TEST_REDIS_DB", random.randint(1, 15)))
+def _redis_db(worker_id: str, testrun_uid: str) -> int:
+    """DACA_TEST_REDIS_DB (else one drawn from the run's id), plus the xdist worker's number: each worker its
+    own database. The base is the run's, not each worker's own draw: two workers drawing theirs could land
+    on one database and empty each other's counters mid-test (1 run in 15)."""
+    base = int(os.environ.get("DACA_TEST_REDIS_DB") or 1 + int(testrun_uid[:8], 16) % 15)
     worker = int(worker_id[2:]) if worker_id.startswith("gw") else 0
     return 1 + (base - 1 + worker) % 15
 
