@@ -378,9 +378,8 @@ def parse_reviewers(text: str) -> dict[str, str | None]:
     return accounts
 
 
-@functools.lru_cache(
-    maxsize=4096
-)  # asked for every request; parsing an address costs more than the turn's rest
+# Asked for every request, and parsing an address costs more than the rest of the check: cached.
+@functools.lru_cache(maxsize=4096)
 def is_loopback(host: str | None) -> bool:
     """Whether `host` (an address or "localhost") is this machine."""
     if not host:

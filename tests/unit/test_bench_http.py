@@ -172,9 +172,14 @@ def test_a_blackholed_server_is_a_read_timeout_within_the_timeout() -> None:
     asyncio.run(run())
 
 
-def test_an_answer_that_is_not_http_is_a_protocol_error() -> None:
+@pytest.mark.parametrize(
+    "answer",
+    [b"SSH-2.0-OpenSSH\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: lots\r\n\r\n{}"],
+    ids=["not-http", "length-not-a-number"],
+)
+def test_an_answer_that_is_not_readable_http_is_a_protocol_error(answer: bytes) -> None:
     async def garbage(_request: bytes, writer: asyncio.StreamWriter) -> bool:
-        writer.write(b"SSH-2.0-OpenSSH\r\n\r\n")
+        writer.write(answer)
         return True
 
     async def run() -> None:

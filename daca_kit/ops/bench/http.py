@@ -102,6 +102,9 @@ class LeanClient:
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
             self._drop(writer)
             raise ReadError(str(exc) or type(exc).__name__) from exc
+        except ValueError as exc:  # a length or chunk size that is not a number
+            self._drop(writer)
+            raise ProtocolError(f"unreadable answer: {exc}") from exc
         except BaseException:
             self._drop(writer)  # a half-read answer (timeout, protocol error) leaves the connection unusable
             raise
